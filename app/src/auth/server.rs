@@ -1,0 +1,211 @@
+//! Server half of authentication: sessions, the role guard, throttling.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use inbox_core::accounts::{PasswordHasherPool, Role, User};
+use inbox_core::ingest::unix_micros;
+use leptos::prelude::*;
+use time::OffsetDateTime;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::safe_next;
+use crate::error::AppError;
+use crate::state::{AppState, app_state};
+
+const SESSION_USER_ID: &str = "user_id";
+const SESSION_LOGIN_AT: &str = "login_at_us";
+
+/// Login throttling: failures within the window, counted per account and
+/// per client address.
+#[derive(Debug, Clone)]
+pub struct LoginThrottle {
+    pub window: Duration,
+    pub max_failures: i64,
+    /// Delay after the first failure; doubles with each further one.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(15 * 60),
+            max_failures: 10,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(3),
+        }
+    }
+}
+
+impl LoginThrottle {
+    pub fn delay_after(&self, failures: i64) -> Duration {
+        if failures <= 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (failures - 1).clamp(0, 16) as u32;
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// The client's address as the server decided it (trusted proxies applied).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
+fn now_us() -> i64 {
+    unix_micros(OffsetDateTime::now_utc())
+}
+
+async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(|err| AppError::internal(format!("no session layer: {err}")))
+}
+
+/// The user of a session, if it is signed in, not expired and not disabled.
+/// Ends sessions that are no longer valid.
+pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<User>, AppError> {
+    let user_id = session.get::<Uuid>(SESSION_USER_ID).await.map_err(AppError::internal)?;
+    let Some(user_id) = user_id else { return Ok(None) };
+    let login_at = session.get::<i64>(SESSION_LOGIN_AT).await.map_err(AppError::internal)?.unwrap_or(0);
+    let max_age_us = i64::try_from(state.settings.session_max_secs).unwrap_or(i64::MAX / 2) * 1_000_000;
+    let user = state.store.user_by_id(user_id).await.map_err(AppError::internal)?;
+    match user {
+        Some(user) if !user.disabled && now_us() - login_at < max_age_us => Ok(Some(user)),
+        _ => {
+            session.flush().await.map_err(AppError::internal)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The guard every server function but `login` starts with.
+pub async fn require_user(min_role: Role) -> Result<User, AppError> {
+    let state = app_state()?;
+    let session = session().await?;
+    let user = session_user(&session, &state).await?.ok_or(AppError::Unauthorized)?;
+    if user.role < min_role {
+        return Err(AppError::Forbidden(format!("this needs the {} role", min_role.as_str())));
+    }
+    Ok(user)
+}
+
+/// Whether the request is a plain HTML form post (no JS), which wants a
+/// redirect rather than a JSON error.
+fn is_plain_form_post() -> bool {
+    use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    })
+}
+
+fn client_ip() -> Option<IpAddr> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ClientAddress>().copied())
+        .map(|address| address.0)
+}
+
+pub async fn sign_in(email: &str, password: &str, next: Option<&str>) -> Result<(), AppError> {
+    let state = app_state()?;
+    let result = check_credentials(&state, email, password).await;
+    let user = match result {
+        Ok(user) => user,
+        Err(err) if is_plain_form_post() => {
+            // Without JS the browser shows whatever we answer: send it back to the form.
+            let reason = if matches!(err, AppError::TooManyRequests { .. }) { "throttled" } else { "invalid" };
+            let next = safe_next(next);
+            leptos_axum::redirect(&format!("/login?error={reason}&next={}", encode_query(next)));
+            return Ok(());
+        }
+        Err(err) => return Err(err),
+    };
+    let session = session().await?;
+    // A fresh id at login: a session id planted before sign-in is worthless.
+    session.cycle_id().await.map_err(AppError::internal)?;
+    session.insert(SESSION_USER_ID, user.id).await.map_err(AppError::internal)?;
+    session.insert(SESSION_LOGIN_AT, now_us()).await.map_err(AppError::internal)?;
+    state.store.touch_last_login(user.id, now_us()).await.map_err(AppError::internal)?;
+    tracing::info!(user = %user.email, "signed in");
+    leptos_axum::redirect(safe_next(next));
+    Ok(())
+}
+
+async fn check_credentials(state: &AppState, email: &str, password: &str) -> Result<User, AppError> {
+    let throttle = &state.settings.login_throttle;
+    let email_key = format!("email:{}", email.trim().to_lowercase());
+    let mut keys = vec![email_key.clone()];
+    if let Some(ip) = client_ip() {
+        keys.push(format!("addr:{ip}"));
+    }
+    let window_start = now_us() - i64::try_from(throttle.window.as_micros()).unwrap_or(i64::MAX);
+    let failures = state
+        .store
+        .recent_login_failures(&keys, window_start)
+        .await
+        .map_err(AppError::internal)?;
+    if failures >= throttle.max_failures {
+        return Err(AppError::TooManyRequests { retry_after_secs: throttle.window.as_secs() });
+    }
+    tokio::time::sleep(throttle.delay_after(failures)).await;
+
+    let hasher: &PasswordHasherPool = &state.hasher;
+    let found = state.store.user_by_email(&email.trim().to_lowercase()).await.map_err(AppError::internal)?;
+    let verified = match &found {
+        Some((_, hash)) => hasher.verify(password, hash).await,
+        None => {
+            hasher.verify_nothing(password).await;
+            false
+        }
+    };
+    match found {
+        Some((user, _)) if verified && !user.disabled => {
+            state.store.clear_login_failures(&email_key, window_start).await.map_err(AppError::internal)?;
+            Ok(user)
+        }
+        _ => {
+            state.store.record_login_failure(&keys, now_us()).await.map_err(AppError::internal)?;
+            tracing::info!(email = %email.trim(), "sign-in failed");
+            Err(AppError::Unauthorized)
+        }
+    }
+}
+
+pub async fn sign_out() -> Result<(), AppError> {
+    let session = session().await?;
+    session.flush().await.map_err(AppError::internal)?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_delays_grow_and_are_capped() {
+        let throttle = LoginThrottle::default();
+        assert_eq!(throttle.delay_after(0), Duration::ZERO);
+        assert_eq!(throttle.delay_after(1), Duration::from_millis(250));
+        assert_eq!(throttle.delay_after(2), Duration::from_millis(500));
+        assert_eq!(throttle.delay_after(9), Duration::from_secs(3));
+        assert_eq!(throttle.delay_after(60), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query("/admin/callbacks?callback=a&b"), "/admin/callbacks%3Fcallback%3Da%26b");
+    }
+}

@@ -1,0 +1,107 @@
+//! The callback-inbox Leptos application: pages, components and server
+//! functions. Rendered on the server (`ssr`) and hydrated in the browser
+//! (`hydrate`).
+
+pub mod about;
+pub mod auth;
+pub mod error;
+pub mod layout;
+#[cfg(feature = "ssr")]
+pub mod state;
+pub mod theme;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::auth::LoginPage;
+use crate::layout::AdminLayout;
+
+/// The HTML document around the app; rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_page_security_policy(&options);
+    let theme = theme::requested_theme();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en" data-theme=theme>
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// A nonce for this page's hydration script and the CSP that allows exactly
+/// it, the WASM module, and nothing inline.
+#[cfg(feature = "ssr")]
+fn set_page_security_policy(options: &LeptosOptions) {
+    leptos::nonce::provide_nonce();
+    let Some(nonce) = leptos::nonce::use_nonce() else { return };
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };
+    // `cargo leptos watch` reloads the page over a websocket on its own port.
+    let reload = if options.env == leptos::config::Env::DEV {
+        format!(" ws://127.0.0.1:{port} ws://localhost:{port}", port = options.reload_port)
+    } else {
+        String::new()
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; \
+         connect-src 'self'{reload}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/callback-inbox.css" />
+        <Title text="callback-inbox" />
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=|| view! { <Redirect path="/admin/callbacks" /> } />
+                <Route path=path!("/login") view=LoginPage />
+                <Route path=path!("/admin/callbacks") view=CallbacksPage />
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn CallbacksPage() -> impl IntoView {
+    view! {
+        <AdminLayout>
+            <h1 class="page-title">"Callbacks"</h1>
+            <p class="muted">"Signed callbacks from your LLM job service appear here as they arrive."</p>
+        </AdminLayout>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="centered-page">
+            <h1>"Page not found"</h1>
+            <p><a href="/admin/callbacks">"Go to the callbacks"</a></p>
+        </main>
+    }
+}

@@ -1,0 +1,52 @@
+import { defineConfig } from '@playwright/test';
+
+// The server under test: the real binary (built by `cargo leptos build`) on a
+// port of its own, with a fresh SQLite file, a known secret and a short poll.
+export const PORT = Number(process.env.E2E_PORT ?? 3100);
+export const BASE_URL = `http://127.0.0.1:${PORT}`;
+export const WEBHOOK_SECRET = 'e2e-secret-for-tests-only';
+const binary = process.env.E2E_BINARY ?? '../target/debug/callback-inbox';
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: process.env.CI ? 1 : 0,
+  reporter: process.env.CI ? 'list' : [['list'], ['html', { open: 'never' }]],
+  outputDir: './test-results',
+  use: {
+    baseURL: BASE_URL,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      // Without the network flags Chromium keeps calling hosts this machine cannot reach.
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    },
+  },
+  webServer: {
+    command: `rm -rf .tmp && mkdir -p .tmp && exec ${binary}`,
+    url: `${BASE_URL}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      DATABASE_URL: 'sqlite://.tmp/e2e.db',
+      LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
+      LEPTOS_SITE_ROOT: '../target/site',
+      LLM_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      INBOX_POLL_INTERVAL_SECS: '1',
+      RUST_LOG: 'info',
+    },
+  },
+});

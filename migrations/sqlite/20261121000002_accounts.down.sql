@@ -1,0 +1,3 @@
+DROP TABLE login_failures;
+DROP TABLE llm_callback_views;
+DROP TABLE users;

@@ -1,0 +1,164 @@
+//! Configuration: command-line flags with equal environment variables
+//! (ARCHITECTURE.md §3). A `.env` file is read first by `main`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use inbox_core::ingest::SignatureMode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callback-inbox",
+    version,
+    about = "Receives signed webhook callbacks from LLM job services and shows them live to admins."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Show or rotate the generated webhook secret.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Manage admin accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account; the password is read from stdin (or a no-echo prompt).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "admin")]
+        role: inbox_core::accounts::Role,
+    },
+    /// Set a new password, read from stdin (or a no-echo prompt).
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account; its sessions end at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print the active webhook secrets and a signed curl example.
+    Show,
+    /// Generate a new secret; the previous one stays valid for 24 hours.
+    Rotate,
+}
+
+/// Everything the server can be told. Each flag has an equal environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: sqlite://path/to/file.db (created when missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/callback-inbox.db", global = true)]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub site_addr: SocketAddr,
+
+    /// Folder with the built site (pkg/ bundle, CSS, assets). Default: next to the
+    /// executable (`site/` or `../site/`), else ./target/site.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", global = true)]
+    pub site_root: Option<PathBuf>,
+
+    /// Name of the JS/WASM/CSS bundle inside the site's pkg folder.
+    #[arg(long, env = "LEPTOS_OUTPUT_NAME", default_value = "callback-inbox", global = true)]
+    pub output_name: String,
+
+    /// Folder of the bundle inside the site root.
+    #[arg(long, env = "LEPTOS_SITE_PKG_DIR", default_value = "pkg", global = true)]
+    pub site_pkg_dir: String,
+
+    /// Webhook HMAC secret(s), comma-separated for rotation; `whsec_…` values are
+    /// base64-decoded (Standard Webhooks). Unset: one is generated and stored.
+    #[arg(long, env = "LLM_WEBHOOK_SECRET", hide_env_values = true, global = true)]
+    pub webhook_secret: Option<String>,
+
+    /// `enforce`: reject missing/invalid signatures with 401; `flag`: store them marked invalid.
+    #[arg(long, env = "INBOX_SIGNATURE_MODE", default_value = "enforce", global = true)]
+    pub signature_mode: SignatureMode,
+
+    /// Largest accepted webhook body in bytes (413 above).
+    #[arg(long, env = "INBOX_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Standard Webhooks timestamp tolerance in seconds.
+    #[arg(long, env = "INBOX_TIMESTAMP_TOLERANCE_SECS", default_value_t = 300, global = true)]
+    pub timestamp_tolerance_secs: u64,
+
+    /// Dashboard poll period in seconds.
+    #[arg(long, env = "INBOX_POLL_INTERVAL_SECS", default_value_t = 10, global = true)]
+    pub poll_interval_secs: u64,
+
+    /// Create or update this admin at start-up (with --admin-password).
+    #[arg(long, env = "INBOX_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+
+    /// Password for --admin-email (at least 12 characters).
+    #[arg(long, env = "INBOX_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<String>,
+
+    /// Mark cookies Secure and send HSTS (set when served over HTTPS).
+    #[arg(long, env = "INBOX_SECURE_COOKIES", default_value_t = false, global = true)]
+    pub secure_cookies: bool,
+
+    /// The dashboard's public origin (e.g. https://inbox.example.com), accepted
+    /// by the cross-origin check besides the request's own.
+    #[arg(long, env = "INBOX_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Session idle expiry in seconds.
+    #[arg(long, env = "INBOX_SESSION_IDLE_SECS", default_value_t = 43_200, global = true)]
+    pub session_idle_secs: u64,
+
+    /// Session absolute expiry in seconds.
+    #[arg(long, env = "INBOX_SESSION_MAX_SECS", default_value_t = 604_800, global = true)]
+    pub session_max_secs: u64,
+
+    /// Delay after the first failed sign-in, doubling per failure (0 disables).
+    #[arg(long, env = "INBOX_LOGIN_DELAY_MS", default_value_t = 250, global = true)]
+    pub login_delay_ms: u64,
+
+    /// Cap of the failed sign-in delay.
+    #[arg(long, env = "INBOX_LOGIN_MAX_DELAY_MS", default_value_t = 3_000, global = true)]
+    pub login_max_delay_ms: u64,
+
+    /// Addresses whose X-Forwarded-For header is believed (comma-separated IPs).
+    #[arg(long, env = "INBOX_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Config {
+    /// The URL people use to reach this server, for printed examples.
+    pub fn base_url(&self) -> String {
+        let addr = self.site_addr;
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if addr.is_ipv6() {
+            format!("[{}]", addr.ip())
+        } else {
+            addr.ip().to_string()
+        };
+        format!("http://{host}:{}", addr.port())
+    }
+}

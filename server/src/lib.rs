@@ -1,0 +1,227 @@
+//! The callback-inbox server: configuration, the axum router (Leptos pages,
+//! server functions, the webhook, health, static files) and start-up.
+
+pub mod config;
+pub mod accounts;
+pub mod request_id;
+pub mod security;
+pub mod site;
+pub mod webhook;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::auth::server::LoginThrottle;
+use app::state::{AppState, DashboardSettings};
+use inbox_core::accounts::{AccountError, PasswordHasherPool};
+use app::{App, shell};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::IntoResponse;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use inbox_core::ingest::{
+    IngestSettings, RingError, SecretRing, SecretSource, curl_example,
+};
+use inbox_core::store::{Store, StoreError};
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::webhook::WebhookState;
+
+/// How often generated secrets are re-read (a `secret rotate` from another
+/// process takes effect within this time).
+const SECRET_REFRESH: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] RingError),
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    #[error("session store: {0}")]
+    Sessions(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A ready server: its router and the state behind it.
+pub struct Server {
+    pub router: Router,
+    pub store: Store,
+}
+
+/// Opens the database, loads secrets and builds the router.
+pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
+    let store = Store::open(&config.database_url).await?;
+    let (secrets, fresh) = SecretRing::load(&store, config.webhook_secret.as_deref()).await?;
+    if let Some(fresh) = fresh {
+        print_secret_banner("A webhook secret was generated and stored", &fresh.0, &config.base_url());
+    }
+    if secrets.source() == SecretSource::Generated {
+        spawn_secret_refresh(secrets.clone(), store.clone());
+    }
+
+    let hasher = PasswordHasherPool::default();
+    accounts::bootstrap_admin(&store, &hasher, config).await?;
+    let sessions = accounts::session_layer(&store, config).await?;
+
+    let leptos_options = site::leptos_options(config);
+    let app_state = AppState {
+        leptos_options: leptos_options.clone(),
+        store: store.clone(),
+        hasher,
+        settings: Arc::new(DashboardSettings {
+            poll_interval_secs: config.poll_interval_secs,
+            session_max_secs: config.session_max_secs,
+            login_throttle: LoginThrottle {
+                base_delay: Duration::from_millis(config.login_delay_ms),
+                max_delay: Duration::from_millis(config.login_max_delay_ms),
+                ..LoginThrottle::default()
+            },
+        }),
+        started_at: Instant::now(),
+    };
+    let security = Arc::new(security::SecuritySettings {
+        trusted_proxies: config.trusted_proxies.clone().into(),
+        public_origin: config.public_url.as_deref().map(normalize_origin).transpose()?,
+        secure_cookies: config.secure_cookies,
+    });
+    let webhook_state = WebhookState {
+        store: store.clone(),
+        secrets,
+        settings: IngestSettings {
+            mode: config.signature_mode,
+            timestamp_tolerance_secs: config.timestamp_tolerance_secs,
+        },
+        max_body_bytes: config.max_body_bytes,
+    };
+
+    let context = {
+        let app_state = app_state.clone();
+        move || provide_context(app_state.clone())
+    };
+    let routes = generate_route_list(App);
+    let router = Router::new()
+        .route(
+            "/api/webhooks/llm-callback",
+            post(webhook::receive_callback).with_state(webhook_state),
+        )
+        .route("/healthz", get(health))
+        .route("/api/{*fn_name}", post(server_fn_handler))
+        .leptos_routes_with_context(&app_state, routes, context.clone(), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(from_fn_with_state(app_state.clone(), security::require_session_for_admin_pages))
+        .with_state(app_state)
+        .layer(sessions)
+        .layer(from_fn_with_state(security.clone(), security::reject_cross_origin))
+        .layer(from_fn_with_state(security.clone(), security::record_client_address))
+        .layer(from_fn_with_state(security, security::security_headers))
+        .layer(axum::middleware::from_fn(request_id::assign_request_id));
+    Ok(Server { router, store })
+}
+
+/// Serves until `shutdown` completes, then drains connections and flushes
+/// pending audit rows.
+pub async fn serve(
+    server: Server,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let Server { router, store } = server;
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartupError::Serve)?;
+    store.flush().await?;
+    Ok(())
+}
+
+/// Binds the configured address and serves until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let server = build_server(&config).await?;
+    let listener = TcpListener::bind(config.site_addr)
+        .await
+        .map_err(|source| StartupError::Listen { addr: config.site_addr, source })?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    tracing::info!(%addr, "callback-inbox listening");
+    println!("callback-inbox is running: open http://{addr}/admin/callbacks");
+    serve(server, listener, shutdown_signal()).await
+}
+
+/// `https://host[:port]` from a configured public URL.
+fn normalize_origin(url: &str) -> Result<String, StartupError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let (scheme, rest) = trimmed
+        .split_once("://")
+        .ok_or_else(|| StartupError::Config(format!("INBOX_PUBLIC_URL {url:?} needs a scheme, e.g. https://inbox.example.com")))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || !matches!(scheme, "http" | "https") {
+        return Err(StartupError::Config(format!("INBOX_PUBLIC_URL {url:?} is not an http(s) URL")));
+    }
+    Ok(format!("{scheme}://{host}"))
+}
+
+async fn server_fn_handler(State(state): State<AppState>, request: Request) -> impl IntoResponse {
+    handle_server_fns_with_context(move || provide_context(state.clone()), request).await
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+fn spawn_secret_refresh(secrets: SecretRing, store: Store) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SECRET_REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(err) = secrets.refresh(&store).await {
+                tracing::warn!(error = %err, "could not refresh webhook secrets");
+            }
+        }
+    });
+}
+
+/// Shows a secret on stdout (not in the logs) with a signed example request.
+pub fn print_secret_banner(title: &str, secret: &str, base_url: &str) {
+    println!(
+        "\n==== {title} ====\nLLM_WEBHOOK_SECRET={secret}\n\nTry it:\n{}\n\nShow it again with: callback-inbox secret show\n",
+        curl_example(base_url, secret)
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

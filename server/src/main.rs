@@ -1,0 +1,139 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use inbox_core::ingest::{ROTATION_GRACE_SECS, generate_secret, unix_micros};
+use inbox_core::store::Store;
+use inbox_core::accounts::{PasswordHasherPool, check_password};
+use inbox_server::config::{AdminCommand, Cli, Command, Config, SecretCommand};
+use inbox_server::print_secret_banner;
+use time::OffsetDateTime;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // A missing .env is normal; a broken one is worth saying.
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("warning: .env not read: {err}");
+    }
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => inbox_server::run(config).await.map_err(|e| e.to_string()),
+        Command::Migrate => {
+            let applied = Store::migrate_only(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for migration in applied {
+                println!("applied {migration}");
+            }
+            Ok(())
+        }
+        Command::Secret(command) => secret(command, &config).await,
+        Command::Admin(command) => admin(command, &config).await,
+    }
+}
+
+async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
+    let store = Store::open(&config.database_url).await.map_err(|e| e.to_string())?;
+    let hasher = PasswordHasherPool::default();
+    let now_us = unix_micros(OffsetDateTime::now_utc());
+    match command {
+        AdminCommand::Create { email, role } => {
+            let password = read_password()?;
+            let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
+            let user = store.create_user(&email, &hash, role, now_us).await.map_err(|e| e.to_string())?;
+            println!("created {} ({})", user.email, user.role.as_str());
+        }
+        AdminCommand::ResetPassword { email } => {
+            let password = read_password()?;
+            let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
+            store.set_password(&email, &hash).await.map_err(|e| e.to_string())?;
+            println!("password of {} changed", email.trim().to_lowercase());
+        }
+        AdminCommand::List => {
+            for user in store.list_users().await.map_err(|e| e.to_string())? {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{state}", user.email, user.role.as_str());
+            }
+        }
+        AdminCommand::Disable { email } => {
+            let user = store.set_disabled(&email, true).await.map_err(|e| e.to_string())?;
+            println!("disabled {}; their sessions end with their next request", user.email);
+        }
+    }
+    Ok(())
+}
+
+/// From a no-echo prompt on a terminal, else the first line of stdin.
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password (at least 12 characters): ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".to_owned());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    check_password(&password).map_err(|e| e.to_string())?;
+    Ok(password)
+}
+
+async fn secret(command: SecretCommand, config: &Config) -> Result<(), String> {
+    if config.webhook_secret.is_some() {
+        return Err(
+            "LLM_WEBHOOK_SECRET is set, so it is the secret in use; change it where it is configured"
+                .to_owned(),
+        );
+    }
+    let store = Store::open(&config.database_url).await.map_err(|e| e.to_string())?;
+    let now_us = unix_micros(OffsetDateTime::now_utc());
+    match command {
+        SecretCommand::Show => {
+            let secrets = store.generated_secrets(now_us).await.map_err(|e| e.to_string())?;
+            let Some(newest) = secrets.first() else {
+                return Err("no secret yet: start the server once and it generates one".to_owned());
+            };
+            print_secret_banner("Webhook secret", &newest.secret, &config.base_url());
+            for older in &secrets[1..] {
+                let expires = older.expires_at_us.unwrap_or_default() / 1_000_000;
+                println!("also valid until unix time {expires}: {}", older.secret);
+            }
+        }
+        SecretCommand::Rotate => {
+            let secret = generate_secret();
+            store
+                .add_generated_secret(&secret, now_us, ROTATION_GRACE_SECS * 1_000_000)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_secret_banner(
+                "New webhook secret (the previous one stays valid for 24 hours)",
+                &secret,
+                &config.base_url(),
+            );
+        }
+    }
+    store.flush().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,115 @@
+//! A real server on a loopback port with a real SQLite file, for tests.
+
+#![allow(dead_code)] // each test file uses a different part of this
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use inbox_core::signature::{WebhookSecret, sign_hex, sign_standard};
+use inbox_server::config::Cli;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub db_path: PathBuf,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts with the test secret configured.
+    pub async fn start() -> Self {
+        Self::start_with(&["--webhook-secret", SECRET]).await
+    }
+
+    /// Starts with extra command-line flags.
+    pub async fn start_with(flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("nested/folder/inbox.db");
+        let database_url = format!("sqlite://{}", db_path.display());
+        let mut args = vec!["callback-inbox", "--database-url", &database_url, "--site-addr", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let cli = Cli::try_parse_from(args).expect("valid flags");
+        let server = inbox_server::build_server(&cli.config).await.expect("server builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            inbox_server::serve(server, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            db_path,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server gracefully (pending audit rows are flushed).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// A separate read connection to the server's database file.
+    pub async fn db(&self) -> SqlitePool {
+        let options = SqliteConnectOptions::new().filename(&self.db_path);
+        SqlitePool::connect_with(options).await.expect("open db")
+    }
+
+    pub async fn post_signed(&self, body: &str) -> reqwest::Response {
+        self.post_signed_with(body, SECRET).await
+    }
+
+    pub async fn post_signed_with(&self, body: &str, secret: &str) -> reqwest::Response {
+        let secret = WebhookSecret::parse(secret).expect("secret");
+        self.client
+            .post(self.url("/api/webhooks/llm-callback"))
+            .header("content-type", "application/json")
+            .header("x-webhook-signature", sign_hex(&secret, body.as_bytes()))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_standard(&self, id: &str, timestamp: i64, body: &str, secret: &str) -> reqwest::Response {
+        let secret = WebhookSecret::parse(secret).expect("secret");
+        self.client
+            .post(self.url("/api/webhooks/llm-callback"))
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", sign_standard(&secret, id, timestamp, body.as_bytes()))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

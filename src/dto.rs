@@ -1,0 +1,111 @@
+//! The types that travel between server and browser (JSON via serde).
+//!
+//! Field names are part of the HTTP contract (ARCHITECTURE.md §3).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+
+/// One row of a poll answer: just enough to raise a toast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackSummary {
+    pub id: Uuid,
+    pub callback_id: String,
+    pub workflow_name: Option<String>,
+    pub event_type: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub signature_valid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollPage {
+    pub items: Vec<CallbackSummary>,
+    /// Where the next poll starts; the request's own cursor when nothing new arrived.
+    pub next_cursor: Option<String>,
+}
+
+/// Who this server is, shown in the footer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub version: String,
+    pub uptime_secs: u64,
+}
+
+/// Everything about one callback, for the detail window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackDetail {
+    pub id: Uuid,
+    pub callback_id: String,
+    pub external_job_id: Option<String>,
+    pub workflow_name: Option<String>,
+    pub event_type: Option<String>,
+    pub status: String,
+    pub error_message: Option<String>,
+    pub signature_valid: bool,
+    pub signature_scheme: Option<String>,
+    pub signature_header: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+    /// The payload exactly as received, as JSON.
+    pub payload: serde_json::Value,
+    pub delivery_count: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When the asking user viewed it, if they did.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub viewed_at: Option<OffsetDateTime>,
+    /// Everyone who viewed it, first viewer first.
+    pub viewers: Vec<CallbackViewer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackViewer {
+    pub email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub viewed_at: OffsetDateTime,
+}
+
+/// One row of the history table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub id: Uuid,
+    pub callback_id: String,
+    pub external_job_id: Option<String>,
+    pub event_type: Option<String>,
+    pub workflow_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub payload_preview: String,
+    pub signature_valid: bool,
+    pub viewed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    /// Older rows: pass as `before`.
+    pub next_cursor: Option<String>,
+    /// Newer rows: pass as `after`.
+    pub prev_cursor: Option<String>,
+    /// Callbacks the asking user has not viewed, over everything.
+    pub unread_count: i64,
+}
+
+/// History filters; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryFilter {
+    pub event_type: Option<String>,
+    pub workflow_name: Option<String>,
+    pub signature_valid: Option<bool>,
+    pub viewed: Option<bool>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
+    /// Text searched in the job id and the error message.
+    pub q: Option<String>,
+}

@@ -1,0 +1,295 @@
+//! The ingest service: verify, parse, key and durably store one callback.
+//!
+//! Called by the webhook route with the raw body and the few headers that
+//! matter; knows nothing about HTTP. The route maps [`IngestError`] to status
+//! codes and writes the audit row.
+
+use std::sync::{Arc, RwLock};
+
+use rand::RngCore;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::delivery::{DeliveryId, derive_delivery_id};
+use crate::fields::extract_fields;
+use crate::signature::{
+    SecretError, SignatureError, SignatureHeaders, SignatureScheme, WebhookSecret,
+    parse_secret_list, verify_signature,
+};
+use crate::store::{DeliveryOutcome, NewCallback, Store, StoreError};
+
+/// What to do with a callback whose signature does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureMode {
+    /// Reject it with 401 (the default).
+    #[default]
+    Enforce,
+    /// Store it, marked `signature_valid = false`.
+    Flag,
+}
+
+impl std::str::FromStr for SignatureMode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "enforce" => Ok(Self::Enforce),
+            "flag" => Ok(Self::Flag),
+            other => Err(format!(
+                "unknown signature mode {other:?}: use \"enforce\" or \"flag\""
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSettings {
+    pub mode: SignatureMode,
+    pub timestamp_tolerance_secs: u64,
+}
+
+/// The parts of a webhook request the service needs.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub signature: SignatureHeaders<'a>,
+    /// `X-Webhook-Event`, used when the body has no `event`.
+    pub event_header: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// A callback that is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub callback_id: DeliveryId,
+    pub duplicate: bool,
+    pub delivery_count: i64,
+    pub signature_valid: bool,
+    pub signature_scheme: Option<SignatureScheme>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("missing signature")]
+    MissingSignature,
+    #[error("invalid signature")]
+    InvalidSignature,
+    #[error("stale timestamp")]
+    StaleTimestamp,
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the body is JSON but not an object (it is {0}); send a JSON object")]
+    NotAnObject(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    pub fn outcome(&self) -> DeliveryOutcome {
+        match self {
+            Self::MissingSignature => DeliveryOutcome::MissingSignature,
+            Self::InvalidSignature => DeliveryOutcome::InvalidSignature,
+            Self::StaleTimestamp => DeliveryOutcome::StaleTimestamp,
+            Self::NotJson(_) | Self::NotAnObject(_) => DeliveryOutcome::Malformed,
+            Self::Store(_) => DeliveryOutcome::Error,
+        }
+    }
+}
+
+/// Verifies, parses and stores one callback; returns once it is durable.
+pub async fn ingest_callback(
+    store: &Store,
+    secrets: &[WebhookSecret],
+    settings: IngestSettings,
+    request: WebhookRequest<'_>,
+    now: OffsetDateTime,
+) -> Result<Accepted, IngestError> {
+    // Verify on the raw bytes before anything looks at them as JSON.
+    let verification = verify_signature(
+        &request.signature,
+        request.body,
+        secrets,
+        now.unix_timestamp(),
+        settings.timestamp_tolerance_secs,
+    );
+    let scheme = match verification {
+        Ok(verified) => Some(verified.scheme),
+        Err(err) if settings.mode == SignatureMode::Enforce => return Err(rejection(err)),
+        Err(_) => None,
+    };
+    let signature_valid = scheme.is_some();
+
+    let payload = parse_object(request.body)?;
+    let body_text = std::str::from_utf8(request.body).unwrap_or_default();
+    let fields = extract_fields(&payload, request.event_header, body_text);
+    let mut callback_id = derive_delivery_id(
+        request.signature.webhook_id,
+        &payload,
+        request.event_header,
+        request.body,
+    );
+    if !signature_valid {
+        // An unverified request must never claim (or count towards) the id of
+        // a genuine callback that may arrive later.
+        callback_id = DeliveryId::unverified(&callback_id);
+    }
+
+    let now_us = unix_micros(now);
+    let outcome = store
+        .insert_callback(NewCallback {
+            id: Uuid::now_v7(),
+            callback_id: callback_id.clone(),
+            signature_valid,
+            signature_scheme: scheme,
+            verified_at_us: signature_valid.then_some(now_us),
+            payload: body_text.to_owned(),
+            fields,
+            received_at_us: now_us,
+        })
+        .await?;
+    Ok(Accepted {
+        id: outcome.id,
+        callback_id,
+        duplicate: outcome.duplicate,
+        delivery_count: outcome.delivery_count,
+        signature_valid,
+        signature_scheme: scheme,
+    })
+}
+
+fn rejection(err: SignatureError) -> IngestError {
+    match err {
+        SignatureError::Missing => IngestError::MissingSignature,
+        SignatureError::StaleTimestamp { .. } => IngestError::StaleTimestamp,
+        _ => IngestError::InvalidSignature,
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(IngestError::NotAnObject(json_kind(&other))),
+        Err(err) => Err(IngestError::NotJson(err.to_string())),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Unix time in microseconds, the unit of every stored timestamp.
+pub fn unix_micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// Where the active webhook secrets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `LLM_WEBHOOK_SECRET`: always wins.
+    Configured,
+    /// Generated by this server and kept in the database.
+    Generated,
+}
+
+/// A secret that was just generated, to be shown once.
+pub struct FreshSecret(pub String);
+
+/// The secrets currently accepted, shared by all requests and refreshable
+/// (a `secret rotate` run by another process is picked up by [`SecretRing::refresh`]).
+#[derive(Clone)]
+pub struct SecretRing {
+    source: SecretSource,
+    current: Arc<RwLock<Arc<[WebhookSecret]>>>,
+}
+
+/// How long a rotated-out generated secret stays valid.
+pub const ROTATION_GRACE_SECS: i64 = 24 * 60 * 60;
+
+impl SecretRing {
+    /// Uses the configured secrets, or the generated ones, generating the
+    /// first one when there is none yet.
+    pub async fn load(
+        store: &Store,
+        configured: Option<&str>,
+    ) -> Result<(Self, Option<FreshSecret>), RingError> {
+        if let Some(raw) = configured.filter(|raw| !raw.trim().is_empty()) {
+            let secrets = parse_secret_list(raw)?;
+            return Ok((Self::new(SecretSource::Configured, secrets), None));
+        }
+        let now_us = unix_micros(OffsetDateTime::now_utc());
+        let mut fresh = None;
+        if store.generated_secrets(now_us).await?.is_empty() {
+            let secret = generate_secret();
+            store.add_generated_secret(&secret, now_us, 0).await?;
+            fresh = Some(FreshSecret(secret));
+        }
+        let ring = Self::new(SecretSource::Generated, Vec::new());
+        ring.refresh(store).await?;
+        Ok((ring, fresh))
+    }
+
+    fn new(source: SecretSource, secrets: Vec<WebhookSecret>) -> Self {
+        Self {
+            source,
+            current: Arc::new(RwLock::new(secrets.into())),
+        }
+    }
+
+    pub fn source(&self) -> SecretSource {
+        self.source
+    }
+
+    pub fn current(&self) -> Arc<[WebhookSecret]> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads generated secrets from the database (no-op for configured ones).
+    pub async fn refresh(&self, store: &Store) -> Result<(), RingError> {
+        if self.source == SecretSource::Configured {
+            return Ok(());
+        }
+        let now_us = unix_micros(OffsetDateTime::now_utc());
+        let secrets = store
+            .generated_secrets(now_us)
+            .await?
+            .iter()
+            .map(|stored| WebhookSecret::parse(&stored.secret))
+            .collect::<Result<Vec<_>, _>>()?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = secrets.into();
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error("LLM_WEBHOOK_SECRET is not usable: {0}")]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// 256 random bits as 64 hex characters: usable as-is by any HMAC tool
+/// (e.g. `openssl dgst -hmac`).
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// A ready-to-paste signed request against `base_url`.
+pub fn curl_example(base_url: &str, secret: &str) -> String {
+    format!(
+        "BODY='{{\"job_id\":\"job_demo\",\"event\":\"workflow.completed\",\"workflow_name\":\"demo\",\"status\":\"completed\"}}'\n\
+         SIG=$(printf '%s' \"$BODY\" | openssl dgst -sha256 -hmac '{secret}' | sed 's/^.* //')\n\
+         curl -sS -X POST {base}/api/webhooks/llm-callback \\\n  \
+         -H 'Content-Type: application/json' -H \"X-Webhook-Signature: sha256=$SIG\" -d \"$BODY\"",
+        base = base_url.trim_end_matches('/'),
+    )
+}

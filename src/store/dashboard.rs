@@ -1,0 +1,349 @@
+//! The reads and view-marks behind the admin API: poll, detail, history.
+//!
+//! Every list is keyset-paginated on `(created_at, id)`, served by the
+//! `llm_callbacks_created_at` index, so a page costs the same at any depth.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::cursor::PollCursor;
+use crate::dto::{
+    CallbackDetail, CallbackSummary, CallbackViewer, HistoryFilter, HistoryItem, HistoryPage,
+    PollPage,
+};
+
+/// Largest page any list returns.
+pub const MAX_PAGE: u32 = 100;
+pub const DEFAULT_PAGE: u32 = 20;
+
+/// Which way a history page goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryDirection {
+    /// The newest rows (no cursor).
+    Newest,
+    /// Rows older than the cursor.
+    Before(PollCursor),
+    /// Rows newer than the cursor.
+    After(PollCursor),
+}
+
+pub fn clamp_limit(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
+fn time_of(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn micros_of(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn cursor_of(row: &SqliteRow) -> Result<PollCursor, sqlx::Error> {
+    Ok(PollCursor::new(row.try_get("created_at")?, row.try_get("id")?))
+}
+
+impl Store {
+    /// Callbacks after `after` that `user` has not viewed, oldest first.
+    pub async fn poll(&self, user: Uuid, after: Option<PollCursor>, limit: u32) -> Result<PollPage, StoreError> {
+        let start = after.unwrap_or(PollCursor::new(i64::MIN, Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at, c.signature_valid
+             FROM llm_callbacks c INDEXED BY llm_callbacks_created_at
+             WHERE c.created_at >= ?1 AND (c.created_at > ?1 OR c.id > ?2)
+               AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                               WHERE v.callback_id = c.id AND v.admin_user_id = ?3)
+             ORDER BY c.created_at, c.id
+             LIMIT ?4",
+        )
+        .bind(start.created_at_us)
+        .bind(start.id)
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut last = after;
+        for row in &rows {
+            last = Some(cursor_of(row)?);
+            items.push(CallbackSummary {
+                id: row.try_get("id")?,
+                callback_id: row.try_get("callback_id")?,
+                workflow_name: row.try_get("workflow_name")?,
+                event_type: row.try_get("event_type")?,
+                created_at: time_of(row.try_get("created_at")?),
+                signature_valid: row.try_get("signature_valid")?,
+            });
+        }
+        Ok(PollPage {
+            items,
+            next_cursor: last.map(|cursor| cursor.to_string()),
+        })
+    }
+
+    /// One callback with everything about it, as `user` sees it.
+    pub async fn callback_detail(&self, user: Uuid, id: Uuid) -> Result<Option<CallbackDetail>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT c.*, (SELECT viewed_at FROM llm_callback_views v
+                          WHERE v.callback_id = c.id AND v.admin_user_id = ?2) AS my_viewed_at
+             FROM llm_callbacks c WHERE c.id = ?1",
+        )
+        .bind(id)
+        .bind(user)
+        .fetch_optional(self.pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let viewers = sqlx::query(
+            "SELECT u.email, v.viewed_at FROM llm_callback_views v JOIN users u ON u.id = v.admin_user_id
+             WHERE v.callback_id = ?1 ORDER BY v.viewed_at",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|viewer| {
+            Ok(CallbackViewer {
+                email: viewer.try_get("email")?,
+                viewed_at: time_of(viewer.try_get("viewed_at")?),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let payload_text: String = row.try_get("payload")?;
+        Ok(Some(CallbackDetail {
+            id: row.try_get("id")?,
+            callback_id: row.try_get("callback_id")?,
+            external_job_id: row.try_get("external_job_id")?,
+            workflow_name: row.try_get("workflow_name")?,
+            event_type: row.try_get("event_type")?,
+            status: row.try_get("status")?,
+            error_message: row.try_get("error_message")?,
+            signature_valid: row.try_get("signature_valid")?,
+            signature_scheme: row.try_get("signature_scheme")?,
+            signature_header: row.try_get("signature_header")?,
+            verified_at: row.try_get::<Option<i64>, _>("verified_at")?.map(time_of),
+            payload: serde_json::from_str(&payload_text).unwrap_or(serde_json::Value::String(payload_text)),
+            delivery_count: row.try_get("delivery_count")?,
+            created_at: time_of(row.try_get("created_at")?),
+            updated_at: time_of(row.try_get("updated_at")?),
+            viewed_at: row.try_get::<Option<i64>, _>("my_viewed_at")?.map(time_of),
+            viewers,
+        }))
+    }
+
+    /// Marks a callback viewed by `user`; repeating it changes nothing.
+    /// Returns false when the callback does not exist.
+    pub async fn mark_viewed(&self, user: Uuid, id: Uuid, now_us: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+             SELECT id, ?2, ?3 FROM llm_callbacks WHERE id = ?1
+             ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(now_us)
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM llm_callbacks WHERE id = ?1)")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(exists)
+    }
+
+    /// Marks every callback viewed by `user`; returns how many were new.
+    pub async fn mark_all_viewed(&self, user: Uuid, now_us: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+             SELECT c.id, ?1, ?2 FROM llm_callbacks c WHERE true
+             ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
+        )
+        .bind(user)
+        .bind(now_us)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Callbacks `user` has not viewed.
+    pub async fn unread_count(&self, user: Uuid) -> Result<i64, StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks").fetch_one(self.pool()).await?;
+        let viewed: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callback_views WHERE admin_user_id = ?1")
+            .bind(user)
+            .fetch_one(self.pool())
+            .await?;
+        Ok((total - viewed).max(0))
+    }
+
+    /// One page of history, newest first, filtered.
+    pub async fn history(
+        &self,
+        user: Uuid,
+        filter: &HistoryFilter,
+        direction: HistoryDirection,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        let mut query = history_query(user, filter);
+        match direction {
+            HistoryDirection::Newest => {
+                query.push(" ORDER BY c.created_at DESC, c.id DESC");
+            }
+            HistoryDirection::Before(cursor) => {
+                push_before(&mut query, cursor);
+                query.push(" ORDER BY c.created_at DESC, c.id DESC");
+            }
+            HistoryDirection::After(cursor) => {
+                push_after(&mut query, cursor);
+                query.push(" ORDER BY c.created_at ASC, c.id ASC");
+            }
+        }
+        query.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(self.pool()).await?;
+        let more_in_direction = rows.len() > limit as usize;
+        let mut items = rows
+            .iter()
+            .take(limit as usize)
+            .map(history_item)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        if matches!(direction, HistoryDirection::After(_)) {
+            items.reverse();
+        }
+        let newest = items.first().map(|item| PollCursor::new(micros_of(item.created_at), item.id));
+        let oldest = items.last().map(|item| PollCursor::new(micros_of(item.created_at), item.id));
+
+        let (older_exist, newer_exist) = match direction {
+            HistoryDirection::Newest => (more_in_direction, false),
+            HistoryDirection::Before(cursor) => (
+                more_in_direction,
+                self.history_exists(user, filter, newest.map_or(HistoryDirection::After(cursor), HistoryDirection::After)).await?,
+            ),
+            HistoryDirection::After(cursor) => (
+                self.history_exists(user, filter, oldest.map_or(HistoryDirection::Before(cursor), HistoryDirection::Before)).await?,
+                more_in_direction,
+            ),
+        };
+        Ok(HistoryPage {
+            next_cursor: oldest.filter(|_| older_exist).map(|c| c.to_string()),
+            prev_cursor: newest.filter(|_| newer_exist).map(|c| c.to_string()),
+            unread_count: self.unread_count(user).await?,
+            items,
+        })
+    }
+
+    async fn history_exists(
+        &self,
+        user: Uuid,
+        filter: &HistoryFilter,
+        direction: HistoryDirection,
+    ) -> Result<bool, StoreError> {
+        let mut query = history_query(user, filter);
+        match direction {
+            HistoryDirection::Before(cursor) => push_before(&mut query, cursor),
+            HistoryDirection::After(cursor) => push_after(&mut query, cursor),
+            HistoryDirection::Newest => {}
+        }
+        query.push(" LIMIT 1");
+        Ok(query.build().fetch_optional(self.pool()).await?.is_some())
+    }
+}
+
+fn history_query<'a>(user: Uuid, filter: &'a HistoryFilter) -> QueryBuilder<'a, Sqlite> {
+    let mut query = QueryBuilder::new(
+        "SELECT c.id, c.callback_id, c.external_job_id, c.event_type, c.workflow_name, c.created_at,
+                c.payload_preview, c.signature_valid,
+                EXISTS (SELECT 1 FROM llm_callback_views v
+                        WHERE v.callback_id = c.id AND v.admin_user_id = ",
+    );
+    query.push_bind(user);
+    query.push(") AS viewed FROM llm_callbacks c WHERE 1 = 1");
+    if let Some(event_type) = filter.event_type.as_deref().filter(|v| !v.is_empty()) {
+        query.push(" AND c.event_type = ").push_bind(event_type);
+    }
+    if let Some(workflow) = filter.workflow_name.as_deref().filter(|v| !v.is_empty()) {
+        query.push(" AND c.workflow_name = ").push_bind(workflow);
+    }
+    if let Some(valid) = filter.signature_valid {
+        query.push(" AND c.signature_valid = ").push_bind(valid);
+    }
+    if let Some(viewed) = filter.viewed {
+        query.push(if viewed { " AND EXISTS" } else { " AND NOT EXISTS" });
+        query.push(" (SELECT 1 FROM llm_callback_views v2 WHERE v2.callback_id = c.id AND v2.admin_user_id = ");
+        query.push_bind(user).push(")");
+    }
+    if let Some(from) = filter.from {
+        query.push(" AND c.created_at >= ").push_bind(micros_of(from));
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND c.created_at <= ").push_bind(micros_of(to));
+    }
+    if let Some(text) = filter.q.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        let pattern = format!("%{}%", escape_like(text));
+        query.push(" AND (c.external_job_id LIKE ").push_bind(pattern.clone());
+        query.push(" ESCAPE '\\' OR c.error_message LIKE ").push_bind(pattern);
+        query.push(" ESCAPE '\\')");
+    }
+    query
+}
+
+fn push_before(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor) {
+    query.push(" AND (c.created_at < ").push_bind(cursor.created_at_us);
+    query.push(" OR (c.created_at = ").push_bind(cursor.created_at_us);
+    query.push(" AND c.id < ").push_bind(cursor.id).push("))");
+}
+
+fn push_after(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor) {
+    query.push(" AND (c.created_at > ").push_bind(cursor.created_at_us);
+    query.push(" OR (c.created_at = ").push_bind(cursor.created_at_us);
+    query.push(" AND c.id > ").push_bind(cursor.id).push("))");
+}
+
+/// `%` and `_` in the search text match themselves.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    escaped
+}
+
+fn history_item(row: &SqliteRow) -> Result<HistoryItem, sqlx::Error> {
+    Ok(HistoryItem {
+        id: row.try_get("id")?,
+        callback_id: row.try_get("callback_id")?,
+        external_job_id: row.try_get("external_job_id")?,
+        event_type: row.try_get("event_type")?,
+        workflow_name: row.try_get("workflow_name")?,
+        created_at: time_of(row.try_get("created_at")?),
+        payload_preview: row.try_get("payload_preview")?,
+        signature_valid: row.try_get("signature_valid")?,
+        viewed: row.try_get("viewed")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_to_20_and_are_capped_at_100() {
+        assert_eq!(clamp_limit(None), 20);
+        assert_eq!(clamp_limit(Some(0)), 1);
+        assert_eq!(clamp_limit(Some(5000)), 100);
+    }
+
+    #[test]
+    fn like_wildcards_in_search_text_are_escaped() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+}
