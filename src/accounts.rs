@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tokio::sync::Semaphore;
@@ -43,7 +43,9 @@ impl std::str::FromStr for Role {
         match text {
             "viewer" => Ok(Self::Viewer),
             "admin" => Ok(Self::Admin),
-            other => Err(format!("unknown role {other:?}: use \"admin\" or \"viewer\"")),
+            other => Err(format!(
+                "unknown role {other:?}: use \"admin\" or \"viewer\""
+            )),
         }
     }
 }
@@ -115,7 +117,11 @@ impl PasswordHasherPool {
     pub async fn hash(&self, password: &str) -> Result<PasswordHash, AccountError> {
         check_password(password)?;
         let password = password.to_owned();
-        let _permit = self.permits.acquire().await.map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
@@ -130,10 +136,16 @@ impl PasswordHasherPool {
     pub async fn verify(&self, password: &str, hash: &PasswordHash) -> bool {
         let password = password.to_owned();
         let hash = hash.0.clone();
-        let Ok(_permit) = self.permits.acquire().await else { return false };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
         tokio::task::spawn_blocking(move || {
             argon2::password_hash::PasswordHash::new(&hash)
-                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -158,9 +170,15 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !email.chars().any(char::is_whitespace);
-    if valid { Ok(email) } else { Err(AccountError::InvalidEmail(email)) }
+    if valid {
+        Ok(email)
+    } else {
+        Err(AccountError::InvalidEmail(email))
+    }
 }
 
 fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
@@ -168,7 +186,9 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
     Ok(User {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
-        role: role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        role: role
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         disabled: row.try_get("disabled")?,
         created_at_us: row.try_get("created_at")?,
         last_login_at_us: row.try_get("last_login_at")?,
@@ -201,12 +221,19 @@ impl Store {
         if inserted.rows_affected() == 0 {
             return Err(AccountError::DuplicateEmail(email));
         }
-        self.user_by_id(id).await?.ok_or(AccountError::UnknownUser(email))
+        self.user_by_id(id)
+            .await?
+            .ok_or(AccountError::UnknownUser(email))
     }
 
     /// Sets the password and role of an account, creating it when missing,
     /// and enables it (the start-up bootstrap).
-    pub async fn upsert_admin(&self, email: &str, hash: &PasswordHash, now_us: i64) -> Result<User, AccountError> {
+    pub async fn upsert_admin(
+        &self,
+        email: &str,
+        hash: &PasswordHash,
+        now_us: i64,
+    ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?1, ?2, ?3, 'admin', ?4)
@@ -218,7 +245,10 @@ impl Store {
         .bind(now_us)
         .execute(self.pool())
         .await?;
-        self.user_by_email(&email).await?.map(|(user, _)| user).ok_or(AccountError::UnknownUser(email))
+        self.user_by_email(&email)
+            .await?
+            .map(|(user, _)| user)
+            .ok_or(AccountError::UnknownUser(email))
     }
 
     pub async fn set_password(&self, email: &str, hash: &PasswordHash) -> Result<(), AccountError> {
@@ -244,16 +274,29 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(AccountError::UnknownUser(email));
         }
-        self.user_by_email(&email).await?.map(|(user, _)| user).ok_or(AccountError::UnknownUser(email))
+        self.user_by_email(&email)
+            .await?
+            .map(|(user, _)| user)
+            .ok_or(AccountError::UnknownUser(email))
     }
 
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<(User, PasswordHash)>, AccountError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"))
-            .bind(email.trim())
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|row| Ok((user_from_row(&row)?, PasswordHash(row.try_get("password_hash")?))))
-            .transpose()
+    pub async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, PasswordHash)>, AccountError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"
+        ))
+        .bind(email.trim())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            Ok((
+                user_from_row(&row)?,
+                PasswordHash(row.try_get("password_hash")?),
+            ))
+        })
+        .transpose()
     }
 
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, AccountError> {
@@ -272,7 +315,9 @@ impl Store {
     }
 
     pub async fn count_users(&self) -> Result<i64, AccountError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(self.pool())
+            .await?)
     }
 
     pub async fn touch_last_login(&self, id: Uuid, now_us: i64) -> Result<(), AccountError> {
@@ -285,20 +330,30 @@ impl Store {
     }
 
     /// Counts failures for any of `keys` since `since_us`.
-    pub async fn recent_login_failures(&self, keys: &[String], since_us: i64) -> Result<i64, AccountError> {
+    pub async fn recent_login_failures(
+        &self,
+        keys: &[String],
+        since_us: i64,
+    ) -> Result<i64, AccountError> {
         let mut worst = 0;
         for key in keys {
-            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM login_failures WHERE key = ?1 AND failed_at > ?2")
-                .bind(key)
-                .bind(since_us)
-                .fetch_one(self.pool())
-                .await?;
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM login_failures WHERE key = ?1 AND failed_at > ?2",
+            )
+            .bind(key)
+            .bind(since_us)
+            .fetch_one(self.pool())
+            .await?;
             worst = worst.max(count);
         }
         Ok(worst)
     }
 
-    pub async fn record_login_failure(&self, keys: &[String], now_us: i64) -> Result<(), AccountError> {
+    pub async fn record_login_failure(
+        &self,
+        keys: &[String],
+        now_us: i64,
+    ) -> Result<(), AccountError> {
         for key in keys {
             sqlx::query("INSERT INTO login_failures (key, failed_at) VALUES (?1, ?2)")
                 .bind(key)
@@ -309,7 +364,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn clear_login_failures(&self, key: &str, older_than_us: i64) -> Result<(), AccountError> {
+    pub async fn clear_login_failures(
+        &self,
+        key: &str,
+        older_than_us: i64,
+    ) -> Result<(), AccountError> {
         sqlx::query("DELETE FROM login_failures WHERE key = ?1 OR failed_at < ?2")
             .bind(key)
             .bind(older_than_us)

@@ -83,9 +83,20 @@ mod tests {
 
     #[test]
     fn garbage_cursors_are_rejected_with_a_clear_error() {
-        for bad in ["x", "12", "12.", ".abc", "12.zz", "abc.00000000000000000000000000000001", "1.2.3"] {
+        for bad in [
+            "x",
+            "12",
+            "12.",
+            ".abc",
+            "12.zz",
+            "abc.00000000000000000000000000000001",
+            "1.2.3",
+        ] {
             let err = bad.parse::<PollCursor>().unwrap_err();
-            assert!(err.to_string().contains("not one this server issued"), "{bad}");
+            assert!(
+                err.to_string().contains("not one this server issued"),
+                "{bad}"
+            );
         }
     }
 }

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-
 /// One row of a poll answer: just enough to raise a toast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallbackSummary {

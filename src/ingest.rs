@@ -247,7 +247,10 @@ impl SecretRing {
     }
 
     pub fn current(&self) -> Arc<[WebhookSecret]> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Re-reads generated secrets from the database (no-op for configured ones).

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 
 use crate::error::AppError;
 
-#[server(prefix = "/api", endpoint = "server-info")]
-pub async fn server_info() -> Result<ServerInfo, AppError> {
+#[server(prefix = "/api", endpoint = "server-status")]
+pub async fn server_status() -> Result<ServerInfo, AppError> {
     crate::auth::server::require_user(inbox_core::accounts::Role::Viewer).await?;
     let state = crate::state::app_state()?;
     Ok(ServerInfo {
@@ -21,7 +21,7 @@ pub fn ServerInfoFooter() -> impl IntoView {
     let info = RwSignal::new(None::<Result<ServerInfo, AppError>>);
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
-            info.set(Some(server_info().await));
+            info.set(Some(server_status().await));
         });
     });
     view! {

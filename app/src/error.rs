@@ -143,7 +143,9 @@ mod tests {
             AppError::Forbidden("admins only".into()),
             AppError::NotFound("no callback 1".into()),
             AppError::BadRequest("bad".into()),
-            AppError::TooManyRequests { retry_after_secs: 7 },
+            AppError::TooManyRequests {
+                retry_after_secs: 7,
+            },
             AppError::Internal("x".into()),
         ] {
             let json = serde_json::to_string(&err).unwrap();
@@ -154,7 +156,8 @@ mod tests {
 
     #[test]
     fn argument_decoding_failures_are_bad_requests() {
-        let err = AppError::from_server_fn_error(ServerFnErrorErr::Args("missing field `id`".into()));
+        let err =
+            AppError::from_server_fn_error(ServerFnErrorErr::Args("missing field `id`".into()));
         assert_eq!(err.status_code(), 400);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod about;
 pub mod auth;
+pub mod callbacks;
 pub mod error;
 pub mod layout;
 #[cfg(feature = "ssr")]
@@ -47,11 +48,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[cfg(feature = "ssr")]
 fn set_page_security_policy(options: &LeptosOptions) {
     leptos::nonce::provide_nonce();
-    let Some(nonce) = leptos::nonce::use_nonce() else { return };
-    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };
+    let Some(nonce) = leptos::nonce::use_nonce() else {
+        return;
+    };
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
     // `cargo leptos watch` reloads the page over a websocket on its own port.
     let reload = if options.env == leptos::config::Env::DEV {
-        format!(" ws://127.0.0.1:{port} ws://localhost:{port}", port = options.reload_port)
+        format!(
+            " ws://127.0.0.1:{port} ws://localhost:{port}",
+            port = options.reload_port
+        )
     } else {
         String::new()
     };

@@ -53,9 +53,15 @@ fn toggle_theme() {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
-        let Some(window) = web_sys::window() else { return };
-        let Some(document) = window.document() else { return };
-        let Some(root) = document.document_element() else { return };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let Some(document) = window.document() else {
+            return;
+        };
+        let Some(root) = document.document_element() else {
+            return;
+        };
         let current = match root.get_attribute("data-theme").as_deref() {
             Some("dark") => "dark",
             Some("light") => "light",

@@ -38,7 +38,9 @@ pub async fn bootstrap_admin(
         (None, None) if store.count_users().await? == 0 => {
             let password = random_password();
             let hash = hasher.hash(&password).await?;
-            store.create_user(DEFAULT_ADMIN, &hash, Role::Admin, now_us).await?;
+            store
+                .create_user(DEFAULT_ADMIN, &hash, Role::Admin, now_us)
+                .await?;
             println!(
                 "\n==== An admin account was created ====\nEmail:    {DEFAULT_ADMIN}\nPassword: {password}\n\
                  (shown once; change it with: callback-inbox admin reset-password --email {DEFAULT_ADMIN})\n"
@@ -53,7 +55,9 @@ pub async fn bootstrap_admin(
 pub fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
-    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Server-side sessions in the database: HttpOnly, SameSite=Lax cookie,
@@ -63,7 +67,10 @@ pub async fn session_layer(
     config: &Config,
 ) -> Result<SessionManagerLayer<SqliteStore>, StartupError> {
     let session_store = SqliteStore::new(store.pool().clone());
-    session_store.migrate().await.map_err(|e| StartupError::Sessions(e.to_string()))?;
+    session_store
+        .migrate()
+        .await
+        .map_err(|e| StartupError::Sessions(e.to_string()))?;
     let sweeper = session_store.clone();
     tokio::spawn(async move {
         if let Err(err) = sweeper
@@ -73,7 +80,8 @@ pub async fn session_layer(
             tracing::warn!(error = %err, "expired session sweeper stopped");
         }
     });
-    let idle = time::Duration::seconds(i64::try_from(config.session_idle_secs).unwrap_or(i64::MAX / 2));
+    let idle =
+        time::Duration::seconds(i64::try_from(config.session_idle_secs).unwrap_or(i64::MAX / 2));
     Ok(SessionManagerLayer::new(session_store)
         .with_name(SESSION_COOKIE)
         .with_http_only(true)

@@ -69,11 +69,21 @@ pub enum SecretCommand {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Database: sqlite://path/to/file.db (created when missing).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/callback-inbox.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/callback-inbox.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// Address to listen on.
-    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     pub site_addr: SocketAddr,
 
     /// Folder with the built site (pkg/ bundle, CSS, assets). Default: next to the
@@ -82,32 +92,67 @@ pub struct Config {
     pub site_root: Option<PathBuf>,
 
     /// Name of the JS/WASM/CSS bundle inside the site's pkg folder.
-    #[arg(long, env = "LEPTOS_OUTPUT_NAME", default_value = "callback-inbox", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_OUTPUT_NAME",
+        default_value = "callback-inbox",
+        global = true
+    )]
     pub output_name: String,
 
     /// Folder of the bundle inside the site root.
-    #[arg(long, env = "LEPTOS_SITE_PKG_DIR", default_value = "pkg", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_PKG_DIR",
+        default_value = "pkg",
+        global = true
+    )]
     pub site_pkg_dir: String,
 
     /// Webhook HMAC secret(s), comma-separated for rotation; `whsec_…` values are
     /// base64-decoded (Standard Webhooks). Unset: one is generated and stored.
-    #[arg(long, env = "LLM_WEBHOOK_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "LLM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub webhook_secret: Option<String>,
 
     /// `enforce`: reject missing/invalid signatures with 401; `flag`: store them marked invalid.
-    #[arg(long, env = "INBOX_SIGNATURE_MODE", default_value = "enforce", global = true)]
+    #[arg(
+        long,
+        env = "INBOX_SIGNATURE_MODE",
+        default_value = "enforce",
+        global = true
+    )]
     pub signature_mode: SignatureMode,
 
     /// Largest accepted webhook body in bytes (413 above).
-    #[arg(long, env = "INBOX_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_MAX_BODY_BYTES",
+        default_value_t = 1_048_576,
+        global = true
+    )]
     pub max_body_bytes: usize,
 
     /// Standard Webhooks timestamp tolerance in seconds.
-    #[arg(long, env = "INBOX_TIMESTAMP_TOLERANCE_SECS", default_value_t = 300, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_TIMESTAMP_TOLERANCE_SECS",
+        default_value_t = 300,
+        global = true
+    )]
     pub timestamp_tolerance_secs: u64,
 
     /// Dashboard poll period in seconds.
-    #[arg(long, env = "INBOX_POLL_INTERVAL_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_POLL_INTERVAL_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     pub poll_interval_secs: u64,
 
     /// Create or update this admin at start-up (with --admin-password).
@@ -115,11 +160,21 @@ pub struct Config {
     pub admin_email: Option<String>,
 
     /// Password for --admin-email (at least 12 characters).
-    #[arg(long, env = "INBOX_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
     pub admin_password: Option<String>,
 
     /// Mark cookies Secure and send HSTS (set when served over HTTPS).
-    #[arg(long, env = "INBOX_SECURE_COOKIES", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_SECURE_COOKIES",
+        default_value_t = false,
+        global = true
+    )]
     pub secure_cookies: bool,
 
     /// The dashboard's public origin (e.g. https://inbox.example.com), accepted
@@ -128,23 +183,48 @@ pub struct Config {
     pub public_url: Option<String>,
 
     /// Session idle expiry in seconds.
-    #[arg(long, env = "INBOX_SESSION_IDLE_SECS", default_value_t = 43_200, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_SESSION_IDLE_SECS",
+        default_value_t = 43_200,
+        global = true
+    )]
     pub session_idle_secs: u64,
 
     /// Session absolute expiry in seconds.
-    #[arg(long, env = "INBOX_SESSION_MAX_SECS", default_value_t = 604_800, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_SESSION_MAX_SECS",
+        default_value_t = 604_800,
+        global = true
+    )]
     pub session_max_secs: u64,
 
     /// Delay after the first failed sign-in, doubling per failure (0 disables).
-    #[arg(long, env = "INBOX_LOGIN_DELAY_MS", default_value_t = 250, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_LOGIN_DELAY_MS",
+        default_value_t = 250,
+        global = true
+    )]
     pub login_delay_ms: u64,
 
     /// Cap of the failed sign-in delay.
-    #[arg(long, env = "INBOX_LOGIN_MAX_DELAY_MS", default_value_t = 3_000, global = true)]
+    #[arg(
+        long,
+        env = "INBOX_LOGIN_MAX_DELAY_MS",
+        default_value_t = 3_000,
+        global = true
+    )]
     pub login_max_delay_ms: u64,
 
     /// Addresses whose X-Forwarded-For header is believed (comma-separated IPs).
-    #[arg(long, env = "INBOX_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "INBOX_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
     pub trusted_proxies: Vec<IpAddr>,
 }
 

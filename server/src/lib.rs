@@ -1,8 +1,8 @@
 //! The callback-inbox server: configuration, the axum router (Leptos pages,
 //! server functions, the webhook, health, static files) and start-up.
 
-pub mod config;
 pub mod accounts;
+pub mod config;
 pub mod request_id;
 pub mod security;
 pub mod site;
@@ -15,16 +15,14 @@ use std::time::{Duration, Instant};
 
 use app::auth::server::LoginThrottle;
 use app::state::{AppState, DashboardSettings};
-use inbox_core::accounts::{AccountError, PasswordHasherPool};
 use app::{App, shell};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::IntoResponse;
 use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use inbox_core::ingest::{
-    IngestSettings, RingError, SecretRing, SecretSource, curl_example,
-};
+use inbox_core::accounts::{AccountError, PasswordHasherPool};
+use inbox_core::ingest::{IngestSettings, RingError, SecretRing, SecretSource, curl_example};
 use inbox_core::store::{Store, StoreError};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
@@ -50,7 +48,10 @@ pub enum StartupError {
     #[error("{0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -66,7 +67,11 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
     let store = Store::open(&config.database_url).await?;
     let (secrets, fresh) = SecretRing::load(&store, config.webhook_secret.as_deref()).await?;
     if let Some(fresh) = fresh {
-        print_secret_banner("A webhook secret was generated and stored", &fresh.0, &config.base_url());
+        print_secret_banner(
+            "A webhook secret was generated and stored",
+            &fresh.0,
+            &config.base_url(),
+        );
     }
     if secrets.source() == SecretSource::Generated {
         spawn_secret_refresh(secrets.clone(), store.clone());
@@ -94,7 +99,11 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
     };
     let security = Arc::new(security::SecuritySettings {
         trusted_proxies: config.trusted_proxies.clone().into(),
-        public_origin: config.public_url.as_deref().map(normalize_origin).transpose()?,
+        public_origin: config
+            .public_url
+            .as_deref()
+            .map(normalize_origin)
+            .transpose()?,
         secure_cookies: config.secure_cookies,
     });
     let webhook_state = WebhookState {
@@ -123,12 +132,24 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        .layer(from_fn_with_state(app_state.clone(), security::require_session_for_admin_pages))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .layer(from_fn_with_state(
+            app_state.clone(),
+            security::require_session_for_admin_pages,
+        ))
         .with_state(app_state)
         .layer(sessions)
-        .layer(from_fn_with_state(security.clone(), security::reject_cross_origin))
-        .layer(from_fn_with_state(security.clone(), security::record_client_address))
+        .layer(from_fn_with_state(
+            security.clone(),
+            security::reject_cross_origin,
+        ))
+        .layer(from_fn_with_state(
+            security.clone(),
+            security::record_client_address,
+        ))
         .layer(from_fn_with_state(security, security::security_headers))
         .layer(axum::middleware::from_fn(request_id::assign_request_id));
     Ok(Server { router, store })
@@ -142,10 +163,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let Server { router, store } = server;
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve)?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(StartupError::Serve)?;
     store.flush().await?;
     Ok(())
 }
@@ -155,7 +179,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let server = build_server(&config).await?;
     let listener = TcpListener::bind(config.site_addr)
         .await
-        .map_err(|source| StartupError::Listen { addr: config.site_addr, source })?;
+        .map_err(|source| StartupError::Listen {
+            addr: config.site_addr,
+            source,
+        })?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     tracing::info!(%addr, "callback-inbox listening");
     println!("callback-inbox is running: open http://{addr}/admin/callbacks");
@@ -165,12 +192,16 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
 /// `https://host[:port]` from a configured public URL.
 fn normalize_origin(url: &str) -> Result<String, StartupError> {
     let trimmed = url.trim().trim_end_matches('/');
-    let (scheme, rest) = trimmed
-        .split_once("://")
-        .ok_or_else(|| StartupError::Config(format!("INBOX_PUBLIC_URL {url:?} needs a scheme, e.g. https://inbox.example.com")))?;
+    let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| {
+        StartupError::Config(format!(
+            "INBOX_PUBLIC_URL {url:?} needs a scheme, e.g. https://inbox.example.com"
+        ))
+    })?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || !matches!(scheme, "http" | "https") {
-        return Err(StartupError::Config(format!("INBOX_PUBLIC_URL {url:?} is not an http(s) URL")));
+        return Err(StartupError::Config(format!(
+            "INBOX_PUBLIC_URL {url:?} is not an http(s) URL"
+        )));
     }
     Ok(format!("{scheme}://{host}"))
 }

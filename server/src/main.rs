@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use inbox_core::accounts::{PasswordHasherPool, check_password};
 use inbox_core::ingest::{ROTATION_GRACE_SECS, generate_secret, unix_micros};
 use inbox_core::store::Store;
-use inbox_core::accounts::{PasswordHasherPool, check_password};
 use inbox_server::config::{AdminCommand, Cli, Command, Config, SecretCommand};
 use inbox_server::print_secret_banner;
 use time::OffsetDateTime;
@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,20 +54,28 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
-    let store = Store::open(&config.database_url).await.map_err(|e| e.to_string())?;
+    let store = Store::open(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
     let hasher = PasswordHasherPool::default();
     let now_us = unix_micros(OffsetDateTime::now_utc());
     match command {
         AdminCommand::Create { email, role } => {
             let password = read_password()?;
             let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
-            let user = store.create_user(&email, &hash, role, now_us).await.map_err(|e| e.to_string())?;
+            let user = store
+                .create_user(&email, &hash, role, now_us)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("created {} ({})", user.email, user.role.as_str());
         }
         AdminCommand::ResetPassword { email } => {
             let password = read_password()?;
             let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
-            store.set_password(&email, &hash).await.map_err(|e| e.to_string())?;
+            store
+                .set_password(&email, &hash)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("password of {} changed", email.trim().to_lowercase());
         }
         AdminCommand::List => {
@@ -75,8 +85,14 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
             }
         }
         AdminCommand::Disable { email } => {
-            let user = store.set_disabled(&email, true).await.map_err(|e| e.to_string())?;
-            println!("disabled {}; their sessions end with their next request", user.email);
+            let user = store
+                .set_disabled(&email, true)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "disabled {}; their sessions end with their next request",
+                user.email
+            );
         }
     }
     Ok(())
@@ -86,7 +102,8 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
 fn read_password() -> Result<String, String> {
     use std::io::IsTerminal;
     let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password (at least 12 characters): ").map_err(|e| e.to_string())?;
+        let first = rpassword::prompt_password("Password (at least 12 characters): ")
+            .map_err(|e| e.to_string())?;
         let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
         if first != again {
             return Err("the passwords differ".to_owned());
@@ -94,7 +111,9 @@ fn read_password() -> Result<String, String> {
         first
     } else {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     check_password(&password).map_err(|e| e.to_string())?;
@@ -108,11 +127,16 @@ async fn secret(command: SecretCommand, config: &Config) -> Result<(), String> {
                 .to_owned(),
         );
     }
-    let store = Store::open(&config.database_url).await.map_err(|e| e.to_string())?;
+    let store = Store::open(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
     let now_us = unix_micros(OffsetDateTime::now_utc());
     match command {
         SecretCommand::Show => {
-            let secrets = store.generated_secrets(now_us).await.map_err(|e| e.to_string())?;
+            let secrets = store
+                .generated_secrets(now_us)
+                .await
+                .map_err(|e| e.to_string())?;
             let Some(newest) = secrets.first() else {
                 return Err("no secret yet: start the server once and it generates one".to_owned());
             };

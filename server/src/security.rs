@@ -8,9 +8,9 @@ use app::auth::server::{ClientAddress, session_user};
 use app::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use http::header::{
-    CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    CONTENT_SECURITY_POLICY, HOST, LOCATION, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -67,7 +67,10 @@ pub async fn reject_cross_origin(
     request: Request,
     next: Next,
 ) -> Response {
-    let safe_method = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe_method = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if safe_method || request.uri().path() == WEBHOOK_PATH {
         return next.run(request).await;
     }
@@ -84,7 +87,11 @@ pub async fn reject_cross_origin(
 
 /// The cross-origin rule of ARCHITECTURE.md §3.
 pub fn is_cross_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     match text("sec-fetch-site") {
         Some("same-origin" | "none") => return false,
         Some("cross-site" | "same-site") => return true,
@@ -96,7 +103,9 @@ pub fn is_cross_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool
     };
     let origin = origin.trim_end_matches('/');
     let own = text(HOST.as_str()).map(|host| (format!("http://{host}"), format!("https://{host}")));
-    let is_own = own.is_some_and(|(http, https)| origin.eq_ignore_ascii_case(&http) || origin.eq_ignore_ascii_case(&https));
+    let is_own = own.is_some_and(|(http, https)| {
+        origin.eq_ignore_ascii_case(&http) || origin.eq_ignore_ascii_case(&https)
+    });
     let is_public = public_origin.is_some_and(|public| origin.eq_ignore_ascii_case(public));
     !(is_own || is_public)
 }
@@ -114,7 +123,10 @@ pub async fn security_headers(
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(STRICT_CSP));
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(STRICT_CSP),
+        );
     }
     if settings.secure_cookies {
         headers.insert(
@@ -140,9 +152,17 @@ pub async fn require_session_for_admin_pages(
     match session_user(&session, &state).await {
         Ok(Some(_)) => next.run(request).await,
         Ok(None) => {
-            let target = request.uri().path_and_query().map_or(path, |pq| pq.as_str());
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or(path, |pq| pq.as_str());
             let next_param: String = url_encode(target);
-            Redirect::to(&format!("/login?next={next_param}")).into_response()
+            // 302, as the contract says (axum's Redirect::to is a 303).
+            (
+                StatusCode::FOUND,
+                [(LOCATION, format!("/login?next={next_param}"))],
+            )
+                .into_response()
         }
         Err(err) => {
             tracing::error!(error = %err, "session check failed");
@@ -154,7 +174,9 @@ pub async fn require_session_for_admin_pages(
 fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -174,26 +196,54 @@ mod tests {
 
     #[test]
     fn fetch_metadata_decides_first() {
-        assert!(!is_cross_origin(&headers(&[("sec-fetch-site", "same-origin")]), None));
-        assert!(!is_cross_origin(&headers(&[("sec-fetch-site", "none")]), None));
-        assert!(is_cross_origin(&headers(&[("sec-fetch-site", "cross-site")]), None));
-        assert!(is_cross_origin(&headers(&[("sec-fetch-site", "same-site")]), None));
+        assert!(!is_cross_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            None
+        ));
+        assert!(!is_cross_origin(
+            &headers(&[("sec-fetch-site", "none")]),
+            None
+        ));
+        assert!(is_cross_origin(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            None
+        ));
+        assert!(is_cross_origin(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            None
+        ));
         // Even with a matching Origin, cross-site fetch metadata wins.
         assert!(is_cross_origin(
-            &headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://a:1"), ("host", "a:1")]),
+            &headers(&[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "http://a:1"),
+                ("host", "a:1")
+            ]),
             None
         ));
     }
 
     #[test]
     fn origin_must_be_our_own_or_the_public_url() {
-        let own = headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]);
+        let own = headers(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000"),
+        ]);
         assert!(!is_cross_origin(&own, None));
-        let other = headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:3000")]);
+        let other = headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:3000"),
+        ]);
         assert!(is_cross_origin(&other, None));
-        let public = headers(&[("origin", "https://inbox.example.com"), ("host", "10.0.0.5:3000")]);
+        let public = headers(&[
+            ("origin", "https://inbox.example.com"),
+            ("host", "10.0.0.5:3000"),
+        ]);
         assert!(!is_cross_origin(&public, Some("https://inbox.example.com")));
-        assert!(is_cross_origin(&headers(&[("origin", "null"), ("host", "a")]), None));
+        assert!(is_cross_origin(
+            &headers(&[("origin", "null"), ("host", "a")]),
+            None
+        ));
     }
 
     #[test]
@@ -207,6 +257,9 @@ mod tests {
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
         let peer = SocketAddr::new(proxy, 4000);
         assert_eq!(client_address(peer, &map, &[]), proxy);
-        assert_eq!(client_address(peer, &map, &[proxy]), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address(peer, &map, &[proxy]),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 }

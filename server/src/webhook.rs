@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use app::auth::server::ClientAddress;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use app::auth::server::ClientAddress;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
@@ -36,47 +36,52 @@ pub struct WebhookState {
     pub max_body_bytes: usize,
 }
 
-pub async fn receive_callback(
-    State(state): State<WebhookState>,
-    request: Request,
-) -> Response {
+pub async fn receive_callback(State(state): State<WebhookState>, request: Request) -> Response {
     let started = Instant::now();
     let received_at = OffsetDateTime::now_utc();
     let (parts, body) = request.into_parts();
     let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
-    let remote_addr = parts.extensions.get::<ClientAddress>().map(|address| address.0);
+    let remote_addr = parts
+        .extensions
+        .get::<ClientAddress>()
+        .map(|address| address.0);
 
     let mut body_bytes = 0;
-    let result = match read_limited(body, declared_length(&parts.headers), state.max_body_bytes).await {
-        Err(rejection) => {
-            if let Rejection::TooLarge { received, .. } = rejection {
-                body_bytes = received;
+    let result =
+        match read_limited(body, declared_length(&parts.headers), state.max_body_bytes).await {
+            Err(rejection) => {
+                if let Rejection::TooLarge { received, .. } = rejection {
+                    body_bytes = received;
+                }
+                Err(rejection)
             }
-            Err(rejection)
-        }
-        Ok(body) => {
-            body_bytes = body.len() as u64;
-            let headers = &parts.headers;
-            let request = WebhookRequest {
-                signature: SignatureHeaders {
-                    x_webhook_signature: header(headers, "x-webhook-signature"),
-                    webhook_id: header(headers, "webhook-id"),
-                    webhook_timestamp: header(headers, "webhook-timestamp"),
-                    webhook_signature: header(headers, "webhook-signature"),
-                },
-                event_header: header(headers, "x-webhook-event"),
-                body: &body,
-            };
-            let secrets = state.secrets.current();
-            ingest_callback(&state.store, &secrets, state.settings, request, received_at)
-                .await
-                .map_err(Rejection::Ingest)
-        }
-    };
+            Ok(body) => {
+                body_bytes = body.len() as u64;
+                let headers = &parts.headers;
+                let request = WebhookRequest {
+                    signature: SignatureHeaders {
+                        x_webhook_signature: header(headers, "x-webhook-signature"),
+                        webhook_id: header(headers, "webhook-id"),
+                        webhook_timestamp: header(headers, "webhook-timestamp"),
+                        webhook_signature: header(headers, "webhook-signature"),
+                    },
+                    event_header: header(headers, "x-webhook-event"),
+                    body: &body,
+                };
+                let secrets = state.secrets.current();
+                ingest_callback(&state.store, &secrets, state.settings, request, received_at)
+                    .await
+                    .map_err(Rejection::Ingest)
+            }
+        };
 
     let (outcome, status, callback_id, llm_callback_id, scheme) = match &result {
         Ok(accepted) => (
-            if accepted.duplicate { DeliveryOutcome::Duplicate } else { DeliveryOutcome::Accepted },
+            if accepted.duplicate {
+                DeliveryOutcome::Duplicate
+            } else {
+                DeliveryOutcome::Accepted
+            },
             StatusCode::OK,
             Some(accepted.callback_id.clone()),
             Some(accepted.id),
@@ -105,9 +110,11 @@ pub async fn receive_callback(
             Json(json!({ "received": true, "id": accepted.id, "duplicate": accepted.duplicate })),
         )
             .into_response(),
-        Err(rejection) => {
-            (rejection.status(), Json(json!({ "error": rejection.message() }))).into_response()
-        }
+        Err(rejection) => (
+            rejection.status(),
+            Json(json!({ "error": rejection.message() })),
+        )
+            .into_response(),
     }
 }
 
@@ -142,7 +149,11 @@ fn log_outcome(
 /// Why a webhook request was not accepted.
 #[derive(Debug)]
 enum Rejection {
-    TooLarge { limit: usize, received: u64, declared: Option<u64> },
+    TooLarge {
+        limit: usize,
+        received: u64,
+        declared: Option<u64>,
+    },
     BodyRead(String),
     Ingest(IngestError),
 }
@@ -174,13 +185,20 @@ impl Rejection {
     /// What the sender reads. Signature failures stay generic on purpose.
     fn message(&self) -> String {
         match self {
-            Self::TooLarge { limit, declared: Some(declared), .. } => format!(
+            Self::TooLarge {
+                limit,
+                declared: Some(declared),
+                ..
+            } => format!(
                 "body is {} bytes; the limit is {} bytes",
                 group_digits(*declared),
                 group_digits(*limit as u64)
             ),
             Self::TooLarge { limit, .. } => {
-                format!("body is larger than the limit of {} bytes", group_digits(*limit as u64))
+                format!(
+                    "body is larger than the limit of {} bytes",
+                    group_digits(*limit as u64)
+                )
             }
             Self::BodyRead(err) => format!("could not read the request body: {err}"),
             Self::Ingest(
@@ -205,18 +223,32 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Reads the whole body, but never holds more than `limit` bytes of it.
-async fn read_limited(mut body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, Rejection> {
+async fn read_limited(
+    mut body: Body,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<Bytes, Rejection> {
     if declared.is_some_and(|length| length > limit as u64) {
         let received = drain(body, 0, limit).await;
-        return Err(Rejection::TooLarge { limit, received, declared });
+        return Err(Rejection::TooLarge {
+            limit,
+            received,
+            declared,
+        });
     }
     let mut buffer = Vec::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| Rejection::BodyRead(err.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         if buffer.len() + data.len() > limit {
             let received = drain(body, (buffer.len() + data.len()) as u64, limit).await;
-            return Err(Rejection::TooLarge { limit, received, declared });
+            return Err(Rejection::TooLarge {
+                limit,
+                received,
+                declared,
+            });
         }
         buffer.extend_from_slice(&data);
     }

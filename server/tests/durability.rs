@@ -39,7 +39,10 @@ async fn callbacks_answered_2xx_survive_kill_9_mid_burst() {
                 let body = format!(r#"{{"job_id":"s{sender}-n{n}","event":"workflow.completed"}}"#);
                 let sent = client
                     .post(format!("{base}/api/webhooks/llm-callback"))
-                    .header("x-webhook-signature", sign_hex(&signature_key, body.as_bytes()))
+                    .header(
+                        "x-webhook-signature",
+                        sign_hex(&signature_key, body.as_bytes()),
+                    )
                     .body(body)
                     .send()
                     .await;
@@ -65,22 +68,35 @@ async fn callbacks_answered_2xx_survive_kill_9_mid_burst() {
     for task in tasks {
         acknowledged.extend(task.await.unwrap());
     }
-    assert!(acknowledged.len() > 50, "the burst was under way: {} acknowledged", acknowledged.len());
+    assert!(
+        acknowledged.len() > 50,
+        "the burst was under way: {} acknowledged",
+        acknowledged.len()
+    );
 
     // Reopen the file the way a restarted server would (WAL recovery included).
-    let store = inbox_core::store::Store::open(&format!("sqlite://{}", db_path.display())).await.unwrap();
+    let store = inbox_core::store::Store::open(&format!("sqlite://{}", db_path.display()))
+        .await
+        .unwrap();
     for id in &acknowledged {
         let found: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks WHERE id = ?1")
             .bind(uuid::Uuid::parse_str(id).unwrap())
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(found, 1, "acknowledged callback {id} is missing after kill -9");
+        assert_eq!(
+            found, 1,
+            "acknowledged callback {id} is missing after kill -9"
+        );
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_until_healthy(client: &reqwest::Client, base: &str) {

@@ -51,40 +51,71 @@ async fn signed_callback_is_stored_with_its_extracted_fields() {
     .fetch_one(&db)
     .await
     .expect("row is on disk");
-    assert_eq!(row.get::<String, _>("callback_id"), "job:job_8f2c:workflow.failed");
+    assert_eq!(
+        row.get::<String, _>("callback_id"),
+        "job:job_8f2c:workflow.failed"
+    );
     assert!(row.get::<bool, _>("signature_valid"));
     assert_eq!(row.get::<String, _>("signature_scheme"), "hmac_sha256_hex");
-    assert_eq!(row.get::<String, _>("signature_header"), "x-webhook-signature");
+    assert_eq!(
+        row.get::<String, _>("signature_header"),
+        "x-webhook-signature"
+    );
     assert!(row.get::<Option<i64>, _>("verified_at").is_some());
-    assert_eq!(row.get::<String, _>("payload"), body, "payload stored byte for byte");
-    assert_eq!(row.get::<String, _>("payload_preview"), body.chars().take(200).collect::<String>());
+    assert_eq!(
+        row.get::<String, _>("payload"),
+        body,
+        "payload stored byte for byte"
+    );
+    assert_eq!(
+        row.get::<String, _>("payload_preview"),
+        body.chars().take(200).collect::<String>()
+    );
     assert_eq!(row.get::<String, _>("external_job_id"), "job_8f2c");
     assert_eq!(row.get::<String, _>("workflow_name"), "summarize-pdf");
     assert_eq!(row.get::<String, _>("event_type"), "workflow.failed");
     assert_eq!(row.get::<String, _>("status"), "failed");
-    assert_eq!(row.get::<String, _>("error_message"), "context length exceeded");
+    assert_eq!(
+        row.get::<String, _>("error_message"),
+        "context length exceeded"
+    );
     assert_eq!(row.get::<i64, _>("delivery_count"), 1);
     let created: i64 = row.get("created_at");
     assert_eq!(created, row.get::<i64, _>("updated_at"));
     let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
-    assert!((now_us - i128::from(created)).abs() < 60_000_000, "stored in Unix microseconds");
+    assert!(
+        (now_us - i128::from(created)).abs() < 60_000_000,
+        "stored in Unix microseconds"
+    );
 
     server.stop().await;
-    assert_eq!(audit_outcomes(&server).await, vec![("accepted".to_owned(), 200)]);
+    assert_eq!(
+        audit_outcomes(&server).await,
+        vec![("accepted".to_owned(), 200)]
+    );
 }
 
 #[tokio::test]
 async fn retries_with_a_fresh_timestamp_return_the_original_id_and_count_deliveries() {
     let server = TestServer::start().await;
     let first = json_of(server.post_signed(r#"{"job_id":"j1","event":"workflow.completed","timestamp":"2026-11-21T10:00:00Z"}"#).await).await;
-    let retry = server.post_signed(r#"{"job_id":"j1","event":"workflow.completed","timestamp":"2026-11-21T10:00:07Z"}"#).await;
+    let retry = server
+        .post_signed(
+            r#"{"job_id":"j1","event":"workflow.completed","timestamp":"2026-11-21T10:00:07Z"}"#,
+        )
+        .await;
     assert_eq!(retry.status(), 200);
     let retry = json_of(retry).await;
     assert_eq!(retry["id"], first["id"]);
     assert_eq!(retry["duplicate"], true);
 
     // A different event of the same job is a different callback.
-    let other = json_of(server.post_signed(r#"{"job_id":"j1","event":"workflow.failed"}"#).await).await;
+    let other = json_of(
+        server
+            .post_signed(r#"{"job_id":"j1","event":"workflow.failed"}"#)
+            .await,
+    )
+    .await;
     assert_ne!(other["id"], first["id"]);
     assert_eq!(other["duplicate"], false);
 
@@ -97,7 +128,10 @@ async fn retries_with_a_fresh_timestamp_return_the_original_id_and_count_deliver
     .unwrap();
     assert_eq!(count, 2);
     assert!(updated > created, "updated_at moves on a retry");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks").fetch_one(&db).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(rows, 2);
 }
 
@@ -109,7 +143,10 @@ async fn event_may_come_from_the_x_webhook_event_header() {
     let response = server
         .client
         .post(server.url(ENDPOINT))
-        .header("x-webhook-signature", inbox_core::signature::sign_hex(&secret, body.as_bytes()))
+        .header(
+            "x-webhook-signature",
+            inbox_core::signature::sign_hex(&secret, body.as_bytes()),
+        )
         .header("x-webhook-event", "llm.step.completed")
         .body(body)
         .send()
@@ -132,10 +169,17 @@ async fn standard_webhooks_signatures_are_accepted_and_keyed_by_webhook_id() {
     let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     let server = TestServer::start_with(&["--webhook-secret", secret]).await;
     let body = r#"{"job_id":"j3","event":"workflow.completed"}"#;
-    let first = server.post_standard("msg_1", now_unix(), body, secret).await;
+    let first = server
+        .post_standard("msg_1", now_unix(), body, secret)
+        .await;
     assert_eq!(first.status(), 200);
     let first = json_of(first).await;
-    let again = json_of(server.post_standard("msg_1", now_unix(), body, secret).await).await;
+    let again = json_of(
+        server
+            .post_standard("msg_1", now_unix(), body, secret)
+            .await,
+    )
+    .await;
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["duplicate"], true);
 
@@ -154,10 +198,15 @@ async fn standard_webhooks_signatures_are_accepted_and_keyed_by_webhook_id() {
 async fn stale_standard_webhooks_timestamp_is_401_and_audited() {
     let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     let mut server = TestServer::start_with(&["--webhook-secret", secret]).await;
-    let response = server.post_standard("msg_old", now_unix() - 301, r#"{"a":1}"#, secret).await;
+    let response = server
+        .post_standard("msg_old", now_unix() - 301, r#"{"a":1}"#, secret)
+        .await;
     assert_eq!(response.status(), 401);
     server.stop().await;
-    assert_eq!(audit_outcomes(&server).await, vec![("stale_timestamp".to_owned(), 401)]);
+    assert_eq!(
+        audit_outcomes(&server).await,
+        vec![("stale_timestamp".to_owned(), 401)]
+    );
 }
 
 #[tokio::test]
@@ -171,7 +220,13 @@ async fn missing_forged_and_truncated_signatures_are_401_with_a_generic_body() {
         body.as_bytes(),
     );
     let truncated = good[..good.len() - 2].to_owned();
-    let cases: Vec<Option<String>> = vec![None, Some(forged), Some(truncated), Some(String::new()), Some("sha256=".into())];
+    let cases: Vec<Option<String>> = vec![
+        None,
+        Some(forged),
+        Some(truncated),
+        Some(String::new()),
+        Some("sha256=".into()),
+    ];
     for signature in cases {
         let mut request = server.client.post(server.url(ENDPOINT)).body(body);
         if let Some(signature) = &signature {
@@ -179,15 +234,28 @@ async fn missing_forged_and_truncated_signatures_are_401_with_a_generic_body() {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401, "{signature:?}");
-        assert_eq!(json_of(response).await, json!({ "error": "invalid or missing webhook signature" }));
+        assert_eq!(
+            json_of(response).await,
+            json!({ "error": "invalid or missing webhook signature" })
+        );
     }
     let db = server.db().await;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks").fetch_one(&db).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(rows, 0, "nothing rejected is stored");
     server.stop().await;
-    let outcomes: Vec<String> = audit_outcomes(&server).await.into_iter().map(|(o, _)| o).collect();
+    let outcomes: Vec<String> = audit_outcomes(&server)
+        .await
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
     assert_eq!(outcomes[0], "missing_signature");
-    assert!(outcomes[1..].iter().all(|o| o == "invalid_signature"), "{outcomes:?}");
+    assert!(
+        outcomes[1..].iter().all(|o| o == "invalid_signature"),
+        "{outcomes:?}"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +263,12 @@ async fn malformed_json_after_a_valid_signature_is_400_with_a_clear_message() {
     let mut server = TestServer::start().await;
     let response = server.post_signed(r#"{"job_id": "j5", "event": "#).await;
     assert_eq!(response.status(), 400);
-    assert!(json_of(response).await["error"].as_str().unwrap().starts_with("the body is not valid JSON"));
+    assert!(
+        json_of(response).await["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not valid JSON")
+    );
     let response = server.post_signed(r#"[1, 2, 3]"#).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
@@ -211,88 +284,171 @@ async fn malformed_json_after_a_valid_signature_is_400_with_a_clear_message() {
 
 #[tokio::test]
 async fn flag_mode_stores_unsigned_callbacks_marked_invalid() {
-    let server = TestServer::start_with(&["--webhook-secret", SECRET, "--signature-mode", "flag"]).await;
+    let server =
+        TestServer::start_with(&["--webhook-secret", SECRET, "--signature-mode", "flag"]).await;
     let body = r#"{"job_id":"j6","event":"workflow.completed"}"#;
-    let response = server.client.post(server.url(ENDPOINT)).body(body).send().await.unwrap();
+    let response = server
+        .client
+        .post(server.url(ENDPOINT))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     // The genuine callback with the same job and event still gets its own row.
     let genuine = json_of(server.post_signed(body).await).await;
     assert_eq!(genuine["duplicate"], false);
     let db = server.db().await;
-    let rows: Vec<(String, bool)> =
-        sqlx::query_as("SELECT callback_id, signature_valid FROM llm_callbacks ORDER BY created_at")
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT callback_id, signature_valid FROM llm_callbacks ORDER BY created_at",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(!rows[0].1 && rows[0].0.starts_with("unverified:"), "{rows:?}");
+    assert!(
+        !rows[0].1 && rows[0].0.starts_with("unverified:"),
+        "{rows:?}"
+    );
     assert!(rows[1].1);
 }
 
 #[tokio::test]
 async fn several_configured_secrets_are_all_accepted() {
-    let server = TestServer::start_with(&["--webhook-secret", "old-secret-1234,new-secret-5678"]).await;
-    assert_eq!(server.post_signed_with(r#"{"job_id":"a","event":"e"}"#, "old-secret-1234").await.status(), 200);
-    assert_eq!(server.post_signed_with(r#"{"job_id":"b","event":"e"}"#, "new-secret-5678").await.status(), 200);
-    assert_eq!(server.post_signed_with(r#"{"job_id":"c","event":"e"}"#, "other-secret").await.status(), 401);
+    let server =
+        TestServer::start_with(&["--webhook-secret", "old-secret-1234,new-secret-5678"]).await;
+    assert_eq!(
+        server
+            .post_signed_with(r#"{"job_id":"a","event":"e"}"#, "old-secret-1234")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .post_signed_with(r#"{"job_id":"b","event":"e"}"#, "new-secret-5678")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .post_signed_with(r#"{"job_id":"c","event":"e"}"#, "other-secret")
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
 async fn without_a_configured_secret_one_is_generated_stored_and_enforced() {
-    let server = TestServer::start_with(&[]).await;
+    let server = TestServer::start_with(&["--no-secret"]).await;
     let db = server.db().await;
-    let secret: String = sqlx::query_scalar("SELECT secret FROM webhook_secrets").fetch_one(&db).await.unwrap();
+    let secret: String = sqlx::query_scalar("SELECT secret FROM webhook_secrets")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(secret.len(), 64, "256 random bits as hex");
-    let unsigned = server.client.post(server.url(ENDPOINT)).body(r#"{"a":1}"#).send().await.unwrap();
+    let unsigned = server
+        .client
+        .post(server.url(ENDPOINT))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unsigned.status(), 401);
-    assert_eq!(server.post_signed_with(r#"{"a":1}"#, &secret).await.status(), 200);
+    assert_eq!(
+        server
+            .post_signed_with(r#"{"a":1}"#, &secret)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn oversized_body_with_content_length_gets_413_after_the_client_wrote_it_all() {
-    let mut server = TestServer::start_with(&["--webhook-secret", SECRET, "--max-body-bytes", "1024"]).await;
+    let mut server =
+        TestServer::start_with(&["--webhook-secret", SECRET, "--max-body-bytes", "1024"]).await;
     let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1500));
     let response = server.post_signed(&body).await;
     assert_eq!(response.status(), 413);
-    assert_eq!(json_of(response).await["error"], "body is 1,512 bytes; the limit is 1,024 bytes");
+    assert_eq!(
+        json_of(response).await["error"],
+        "body is 1,510 bytes; the limit is 1,024 bytes"
+    );
     server.stop().await;
-    assert_eq!(audit_outcomes(&server).await, vec![("too_large".to_owned(), 413)]);
+    assert_eq!(
+        audit_outcomes(&server).await,
+        vec![("too_large".to_owned(), 413)]
+    );
 }
 
 #[tokio::test]
 async fn oversized_chunked_body_without_content_length_gets_413() {
-    let server = TestServer::start_with(&["--webhook-secret", SECRET, "--max-body-bytes", "4096"]).await;
+    let server =
+        TestServer::start_with(&["--webhook-secret", SECRET, "--max-body-bytes", "4096"]).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "POST {ENDPOINT} HTTP/1.1\r\nhost: {}\r\ntransfer-encoding: chunked\r\nx-webhook-signature: sha256=00\r\n\r\n",
+        "POST {ENDPOINT} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntransfer-encoding: chunked\r\nx-webhook-signature: sha256=00\r\n\r\n",
         server.addr
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     // 8 chunks of 1 KiB: twice the limit, written in full like a naive sender.
     let chunk = vec![b'a'; 1024];
     for _ in 0..8 {
-        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
         stream.write_all(&chunk).await.unwrap();
         stream.write_all(b"\r\n").await.unwrap();
     }
     stream.write_all(b"0\r\n\r\n").await.unwrap();
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("body is larger than the limit of 4,096 bytes"), "{answer}");
+    assert!(
+        answer.contains("body is larger than the limit of 4,096 bytes"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
 async fn request_ids_are_generated_or_kept_when_sensible() {
     let server = TestServer::start().await;
-    let generated = server.client.get(server.url("/healthz")).send().await.unwrap();
+    let generated = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(generated.status(), 200);
-    let id = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok());
-    let kept = server.client.get(server.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let kept = server
+        .client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "abc-123");
-    let replaced = server.client.get(server.url("/healthz")).header("x-request-id", "bad id!").send().await.unwrap();
+    let replaced = server
+        .client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(replaced.headers()["x-request-id"], "bad id!");
 }
 
@@ -300,8 +456,18 @@ async fn request_ids_are_generated_or_kept_when_sensible() {
 async fn audit_rows_hold_no_body_and_no_secret() {
     let mut server = TestServer::start().await;
     let marker = "very-private-payload-text";
-    server.post_signed(&format!(r#"{{"job_id":"j7","event":"e","note":"{marker}"}}"#)).await;
-    server.client.post(server.url(ENDPOINT)).body(format!(r#"{{"note":"{marker}"}}"#)).send().await.unwrap();
+    server
+        .post_signed(&format!(
+            r#"{{"job_id":"j7","event":"e","note":"{marker}"}}"#
+        ))
+        .await;
+    server
+        .client
+        .post(server.url(ENDPOINT))
+        .body(format!(r#"{{"note":"{marker}"}}"#))
+        .send()
+        .await
+        .unwrap();
     server.stop().await;
     let db = server.db().await;
     let dump: Vec<String> = sqlx::query_scalar(
@@ -344,14 +510,18 @@ async fn concurrent_retries_make_exactly_one_row_per_callback() {
     for task in tasks {
         for (job, id) in task.await.unwrap() {
             let known = id_of_job.entry(job).or_insert_with(|| id.clone());
-            assert_eq!(*known, id, "every delivery of job {job} answers the same id");
+            assert_eq!(
+                *known, id,
+                "every delivery of job {job} answers the same id"
+            );
         }
     }
     let db = server.db().await;
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT external_job_id, delivery_count FROM llm_callbacks")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT external_job_id, delivery_count FROM llm_callbacks")
+            .fetch_all(&db)
+            .await
+            .unwrap();
     assert_eq!(rows.len(), CALLBACKS);
     let total: i64 = rows.iter().map(|(_, count)| count).sum();
     assert_eq!(total as usize, SENDERS * RETRIES);

@@ -44,12 +44,20 @@ fn micros_of(at: OffsetDateTime) -> i64 {
 }
 
 fn cursor_of(row: &SqliteRow) -> Result<PollCursor, sqlx::Error> {
-    Ok(PollCursor::new(row.try_get("created_at")?, row.try_get("id")?))
+    Ok(PollCursor::new(
+        row.try_get("created_at")?,
+        row.try_get("id")?,
+    ))
 }
 
 impl Store {
     /// Callbacks after `after` that `user` has not viewed, oldest first.
-    pub async fn poll(&self, user: Uuid, after: Option<PollCursor>, limit: u32) -> Result<PollPage, StoreError> {
+    pub async fn poll(
+        &self,
+        user: Uuid,
+        after: Option<PollCursor>,
+        limit: u32,
+    ) -> Result<PollPage, StoreError> {
         let start = after.unwrap_or(PollCursor::new(i64::MIN, Uuid::nil()));
         let rows = sqlx::query(
             "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at, c.signature_valid
@@ -86,7 +94,11 @@ impl Store {
     }
 
     /// One callback with everything about it, as `user` sees it.
-    pub async fn callback_detail(&self, user: Uuid, id: Uuid) -> Result<Option<CallbackDetail>, StoreError> {
+    pub async fn callback_detail(
+        &self,
+        user: Uuid,
+        id: Uuid,
+    ) -> Result<Option<CallbackDetail>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT c.*, (SELECT viewed_at FROM llm_callback_views v
                           WHERE v.callback_id = c.id AND v.admin_user_id = ?2) AS my_viewed_at
@@ -127,7 +139,8 @@ impl Store {
             signature_scheme: row.try_get("signature_scheme")?,
             signature_header: row.try_get("signature_header")?,
             verified_at: row.try_get::<Option<i64>, _>("verified_at")?.map(time_of),
-            payload: serde_json::from_str(&payload_text).unwrap_or(serde_json::Value::String(payload_text)),
+            payload: serde_json::from_str(&payload_text)
+                .unwrap_or(serde_json::Value::String(payload_text)),
             delivery_count: row.try_get("delivery_count")?,
             created_at: time_of(row.try_get("created_at")?),
             updated_at: time_of(row.try_get("updated_at")?),
@@ -152,10 +165,11 @@ impl Store {
         if result.rows_affected() > 0 {
             return Ok(true);
         }
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM llm_callbacks WHERE id = ?1)")
-            .bind(id)
-            .fetch_one(self.pool())
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM llm_callbacks WHERE id = ?1)")
+                .bind(id)
+                .fetch_one(self.pool())
+                .await?;
         Ok(exists)
     }
 
@@ -175,11 +189,14 @@ impl Store {
 
     /// Callbacks `user` has not viewed.
     pub async fn unread_count(&self, user: Uuid) -> Result<i64, StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks").fetch_one(self.pool()).await?;
-        let viewed: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callback_views WHERE admin_user_id = ?1")
-            .bind(user)
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks")
             .fetch_one(self.pool())
             .await?;
+        let viewed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM llm_callback_views WHERE admin_user_id = ?1")
+                .bind(user)
+                .fetch_one(self.pool())
+                .await?;
         Ok((total - viewed).max(0))
     }
 
@@ -216,17 +233,31 @@ impl Store {
         if matches!(direction, HistoryDirection::After(_)) {
             items.reverse();
         }
-        let newest = items.first().map(|item| PollCursor::new(micros_of(item.created_at), item.id));
-        let oldest = items.last().map(|item| PollCursor::new(micros_of(item.created_at), item.id));
+        let newest = items
+            .first()
+            .map(|item| PollCursor::new(micros_of(item.created_at), item.id));
+        let oldest = items
+            .last()
+            .map(|item| PollCursor::new(micros_of(item.created_at), item.id));
 
         let (older_exist, newer_exist) = match direction {
             HistoryDirection::Newest => (more_in_direction, false),
             HistoryDirection::Before(cursor) => (
                 more_in_direction,
-                self.history_exists(user, filter, newest.map_or(HistoryDirection::After(cursor), HistoryDirection::After)).await?,
+                self.history_exists(
+                    user,
+                    filter,
+                    newest.map_or(HistoryDirection::After(cursor), HistoryDirection::After),
+                )
+                .await?,
             ),
             HistoryDirection::After(cursor) => (
-                self.history_exists(user, filter, oldest.map_or(HistoryDirection::Before(cursor), HistoryDirection::Before)).await?,
+                self.history_exists(
+                    user,
+                    filter,
+                    oldest.map_or(HistoryDirection::Before(cursor), HistoryDirection::Before),
+                )
+                .await?,
                 more_in_direction,
             ),
         };
@@ -274,34 +305,52 @@ fn history_query<'a>(user: Uuid, filter: &'a HistoryFilter) -> QueryBuilder<'a, 
         query.push(" AND c.signature_valid = ").push_bind(valid);
     }
     if let Some(viewed) = filter.viewed {
-        query.push(if viewed { " AND EXISTS" } else { " AND NOT EXISTS" });
+        query.push(if viewed {
+            " AND EXISTS"
+        } else {
+            " AND NOT EXISTS"
+        });
         query.push(" (SELECT 1 FROM llm_callback_views v2 WHERE v2.callback_id = c.id AND v2.admin_user_id = ");
         query.push_bind(user).push(")");
     }
     if let Some(from) = filter.from {
-        query.push(" AND c.created_at >= ").push_bind(micros_of(from));
+        query
+            .push(" AND c.created_at >= ")
+            .push_bind(micros_of(from));
     }
     if let Some(to) = filter.to {
         query.push(" AND c.created_at <= ").push_bind(micros_of(to));
     }
     if let Some(text) = filter.q.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         let pattern = format!("%{}%", escape_like(text));
-        query.push(" AND (c.external_job_id LIKE ").push_bind(pattern.clone());
-        query.push(" ESCAPE '\\' OR c.error_message LIKE ").push_bind(pattern);
+        query
+            .push(" AND (c.external_job_id LIKE ")
+            .push_bind(pattern.clone());
+        query
+            .push(" ESCAPE '\\' OR c.error_message LIKE ")
+            .push_bind(pattern);
         query.push(" ESCAPE '\\')");
     }
     query
 }
 
 fn push_before(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor) {
-    query.push(" AND (c.created_at < ").push_bind(cursor.created_at_us);
-    query.push(" OR (c.created_at = ").push_bind(cursor.created_at_us);
+    query
+        .push(" AND (c.created_at < ")
+        .push_bind(cursor.created_at_us);
+    query
+        .push(" OR (c.created_at = ")
+        .push_bind(cursor.created_at_us);
     query.push(" AND c.id < ").push_bind(cursor.id).push("))");
 }
 
 fn push_after(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor) {
-    query.push(" AND (c.created_at > ").push_bind(cursor.created_at_us);
-    query.push(" OR (c.created_at = ").push_bind(cursor.created_at_us);
+    query
+        .push(" AND (c.created_at > ")
+        .push_bind(cursor.created_at_us);
+    query
+        .push(" OR (c.created_at = ")
+        .push_bind(cursor.created_at_us);
     query.push(" AND c.id > ").push_bind(cursor.id).push("))");
 }
 

@@ -172,7 +172,10 @@ impl Store {
 
     /// Stores a callback, or counts one more delivery of an existing one.
     /// Returns only after the commit is durable.
-    pub async fn insert_callback(&self, callback: NewCallback) -> Result<InsertOutcome, StoreError> {
+    pub async fn insert_callback(
+        &self,
+        callback: NewCallback,
+    ) -> Result<InsertOutcome, StoreError> {
         self.writer.insert_callback(callback).await
     }
 

@@ -94,7 +94,8 @@ async fn run(mut connection: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
         for (job, result) in batch.drain(..).zip(results) {
             match job {
                 Job::Callback { reply, .. } => {
-                    let answer = result.and_then(|outcome| outcome.ok_or(StoreError::WriterStopped));
+                    let answer =
+                        result.and_then(|outcome| outcome.ok_or(StoreError::WriterStopped));
                     let _ = reply.send(answer);
                 }
                 Job::Delivery(_) => {

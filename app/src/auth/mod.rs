@@ -66,7 +66,9 @@ pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
     let query_error = move || match query.read().get("error").as_deref() {
-        Some("throttled") => Some("Too many attempts. Wait a few minutes and try again.".to_owned()),
+        Some("throttled") => {
+            Some("Too many attempts. Wait a few minutes and try again.".to_owned())
+        }
         Some(_) => Some("Wrong email or password.".to_owned()),
         None => None,
     };
@@ -91,7 +93,7 @@ pub fn LoginPage() -> impl IntoView {
                 </div>
                 <h1>"Sign in"</h1>
                 <ActionForm action=login attr:class="login-form">
-                    <input type="hidden" name="next" prop:value=next />
+                    <input type="hidden" name="next" value=next />
                     <label for="login-email">"Email"</label>
                     <input
                         id="login-email"
@@ -144,8 +146,17 @@ mod tests {
 
     #[test]
     fn next_must_be_a_path_on_this_site() {
-        assert_eq!(safe_next(Some("/admin/callbacks?callback=1")), "/admin/callbacks?callback=1");
-        for hostile in ["https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)", "/a\nb"] {
+        assert_eq!(
+            safe_next(Some("/admin/callbacks?callback=1")),
+            "/admin/callbacks?callback=1"
+        );
+        for hostile in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(Some(hostile)), "/admin/callbacks", "{hostile}");
         }
         assert_eq!(safe_next(None), "/admin/callbacks");

@@ -66,11 +66,25 @@ async fn session() -> Result<Session, AppError> {
 /// The user of a session, if it is signed in, not expired and not disabled.
 /// Ends sessions that are no longer valid.
 pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<User>, AppError> {
-    let user_id = session.get::<Uuid>(SESSION_USER_ID).await.map_err(AppError::internal)?;
-    let Some(user_id) = user_id else { return Ok(None) };
-    let login_at = session.get::<i64>(SESSION_LOGIN_AT).await.map_err(AppError::internal)?.unwrap_or(0);
-    let max_age_us = i64::try_from(state.settings.session_max_secs).unwrap_or(i64::MAX / 2) * 1_000_000;
-    let user = state.store.user_by_id(user_id).await.map_err(AppError::internal)?;
+    let user_id = session
+        .get::<Uuid>(SESSION_USER_ID)
+        .await
+        .map_err(AppError::internal)?;
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
+    let login_at = session
+        .get::<i64>(SESSION_LOGIN_AT)
+        .await
+        .map_err(AppError::internal)?
+        .unwrap_or(0);
+    let max_age_us =
+        i64::try_from(state.settings.session_max_secs).unwrap_or(i64::MAX / 2) * 1_000_000;
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await
+        .map_err(AppError::internal)?;
     match user {
         Some(user) if !user.disabled && now_us() - login_at < max_age_us => Ok(Some(user)),
         _ => {
@@ -84,9 +98,14 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
 pub async fn require_user(min_role: Role) -> Result<User, AppError> {
     let state = app_state()?;
     let session = session().await?;
-    let user = session_user(&session, &state).await?.ok_or(AppError::Unauthorized)?;
+    let user = session_user(&session, &state)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     if user.role < min_role {
-        return Err(AppError::Forbidden(format!("this needs the {} role", min_role.as_str())));
+        return Err(AppError::Forbidden(format!(
+            "this needs the {} role",
+            min_role.as_str()
+        )));
     }
     Ok(user)
 }
@@ -116,9 +135,16 @@ pub async fn sign_in(email: &str, password: &str, next: Option<&str>) -> Result<
         Ok(user) => user,
         Err(err) if is_plain_form_post() => {
             // Without JS the browser shows whatever we answer: send it back to the form.
-            let reason = if matches!(err, AppError::TooManyRequests { .. }) { "throttled" } else { "invalid" };
+            let reason = if matches!(err, AppError::TooManyRequests { .. }) {
+                "throttled"
+            } else {
+                "invalid"
+            };
             let next = safe_next(next);
-            leptos_axum::redirect(&format!("/login?error={reason}&next={}", encode_query(next)));
+            leptos_axum::redirect(&format!(
+                "/login?error={reason}&next={}",
+                encode_query(next)
+            ));
             return Ok(());
         }
         Err(err) => return Err(err),
@@ -126,15 +152,29 @@ pub async fn sign_in(email: &str, password: &str, next: Option<&str>) -> Result<
     let session = session().await?;
     // A fresh id at login: a session id planted before sign-in is worthless.
     session.cycle_id().await.map_err(AppError::internal)?;
-    session.insert(SESSION_USER_ID, user.id).await.map_err(AppError::internal)?;
-    session.insert(SESSION_LOGIN_AT, now_us()).await.map_err(AppError::internal)?;
-    state.store.touch_last_login(user.id, now_us()).await.map_err(AppError::internal)?;
+    session
+        .insert(SESSION_USER_ID, user.id)
+        .await
+        .map_err(AppError::internal)?;
+    session
+        .insert(SESSION_LOGIN_AT, now_us())
+        .await
+        .map_err(AppError::internal)?;
+    state
+        .store
+        .touch_last_login(user.id, now_us())
+        .await
+        .map_err(AppError::internal)?;
     tracing::info!(user = %user.email, "signed in");
     leptos_axum::redirect(safe_next(next));
     Ok(())
 }
 
-async fn check_credentials(state: &AppState, email: &str, password: &str) -> Result<User, AppError> {
+async fn check_credentials(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<User, AppError> {
     let throttle = &state.settings.login_throttle;
     let email_key = format!("email:{}", email.trim().to_lowercase());
     let mut keys = vec![email_key.clone()];
@@ -148,12 +188,18 @@ async fn check_credentials(state: &AppState, email: &str, password: &str) -> Res
         .await
         .map_err(AppError::internal)?;
     if failures >= throttle.max_failures {
-        return Err(AppError::TooManyRequests { retry_after_secs: throttle.window.as_secs() });
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: throttle.window.as_secs(),
+        });
     }
     tokio::time::sleep(throttle.delay_after(failures)).await;
 
     let hasher: &PasswordHasherPool = &state.hasher;
-    let found = state.store.user_by_email(&email.trim().to_lowercase()).await.map_err(AppError::internal)?;
+    let found = state
+        .store
+        .user_by_email(&email.trim().to_lowercase())
+        .await
+        .map_err(AppError::internal)?;
     let verified = match &found {
         Some((_, hash)) => hasher.verify(password, hash).await,
         None => {
@@ -163,11 +209,19 @@ async fn check_credentials(state: &AppState, email: &str, password: &str) -> Res
     };
     match found {
         Some((user, _)) if verified && !user.disabled => {
-            state.store.clear_login_failures(&email_key, window_start).await.map_err(AppError::internal)?;
+            state
+                .store
+                .clear_login_failures(&email_key, window_start)
+                .await
+                .map_err(AppError::internal)?;
             Ok(user)
         }
         _ => {
-            state.store.record_login_failure(&keys, now_us()).await.map_err(AppError::internal)?;
+            state
+                .store
+                .record_login_failure(&keys, now_us())
+                .await
+                .map_err(AppError::internal)?;
             tracing::info!(email = %email.trim(), "sign-in failed");
             Err(AppError::Unauthorized)
         }
@@ -175,6 +229,7 @@ async fn check_credentials(state: &AppState, email: &str, password: &str) -> Res
 }
 
 pub async fn sign_out() -> Result<(), AppError> {
+    require_user(Role::Viewer).await?;
     let session = session().await?;
     session.flush().await.map_err(AppError::internal)?;
     leptos_axum::redirect("/login");
@@ -184,7 +239,9 @@ pub async fn sign_out() -> Result<(), AppError> {
 fn encode_query(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -206,6 +263,9 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(encode_query("/admin/callbacks?callback=a&b"), "/admin/callbacks%3Fcallback%3Da%26b");
+        assert_eq!(
+            encode_query("/admin/callbacks?callback=a&b"),
+            "/admin/callbacks%3Fcallback%3Da%26b"
+        );
     }
 }

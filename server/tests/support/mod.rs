@@ -13,6 +13,8 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -25,9 +27,9 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts with the test secret configured.
+    /// Starts with the test secret and a known admin configured.
     pub async fn start() -> Self {
-        Self::start_with(&["--webhook-secret", SECRET]).await
+        Self::start_with(&[]).await
     }
 
     /// Starts with extra command-line flags.
@@ -35,11 +37,30 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("nested/folder/inbox.db");
         let database_url = format!("sqlite://{}", db_path.display());
-        let mut args = vec!["callback-inbox", "--database-url", &database_url, "--site-addr", "127.0.0.1:0"];
-        args.extend_from_slice(flags);
+        let mut args = vec![
+            "callback-inbox",
+            "--database-url",
+            &database_url,
+            "--site-addr",
+            "127.0.0.1:0",
+            "--admin-email",
+            ADMIN_EMAIL,
+            "--admin-password",
+            ADMIN_PASSWORD,
+            "--login-delay-ms",
+            "0",
+        ];
+        if !flags.contains(&"--webhook-secret") && !flags.contains(&"--no-secret") {
+            args.extend_from_slice(&["--webhook-secret", SECRET]);
+        }
+        args.extend(flags.iter().filter(|flag| **flag != "--no-secret"));
         let cli = Cli::try_parse_from(args).expect("valid flags");
-        let server = inbox_server::build_server(&cli.config).await.expect("server builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = inbox_server::build_server(&cli.config)
+            .await
+            .expect("server builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -53,7 +74,10 @@ impl TestServer {
             addr,
             base: format!("http://{addr}"),
             db_path,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -96,18 +120,83 @@ impl TestServer {
             .expect("request sent")
     }
 
-    pub async fn post_standard(&self, id: &str, timestamp: i64, body: &str, secret: &str) -> reqwest::Response {
+    pub async fn post_standard(
+        &self,
+        id: &str,
+        timestamp: i64,
+        body: &str,
+        secret: &str,
+    ) -> reqwest::Response {
         let secret = WebhookSecret::parse(secret).expect("secret");
         self.client
             .post(self.url("/api/webhooks/llm-callback"))
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", sign_standard(&secret, id, timestamp, body.as_bytes()))
+            .header(
+                "webhook-signature",
+                sign_standard(&secret, id, timestamp, body.as_bytes()),
+            )
             .body(body.to_owned())
             .send()
             .await
             .expect("request sent")
     }
+}
+
+impl TestServer {
+    /// Signs in and returns the session cookie (`name=value`).
+    pub async fn login(&self, email: &str, password: &str) -> Result<String, reqwest::Response> {
+        let response = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("request sent");
+        if response.status() != 200 {
+            return Err(response);
+        }
+        session_cookie(&response).ok_or(response)
+    }
+
+    pub async fn login_admin(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .expect("admin signs in")
+    }
+
+    /// Calls a server function with form fields, as the given session.
+    pub async fn call(
+        &self,
+        endpoint: &str,
+        cookie: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(endpoint)).form(fields);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Opens the server's database as a second process would.
+    pub async fn store(&self) -> inbox_core::store::Store {
+        inbox_core::store::Store::open(&format!("sqlite://{}", self.db_path.display()))
+            .await
+            .expect("store opens")
+    }
+}
+
+/// The `inbox_session=…` pair of a response's Set-Cookie, if any.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("inbox_session="))
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned)
 }
 
 pub fn now_unix() -> i64 {

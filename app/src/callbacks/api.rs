@@ -1,0 +1,101 @@
+//! The admin API over callbacks: server functions at fixed endpoints
+//! (ARCHITECTURE.md §3). Each starts with the role guard; the user always
+//! comes from the session.
+
+use inbox_core::dto::{CallbackDetail, HistoryPage, PollPage};
+use leptos::prelude::*;
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+/// Callbacks after `after` that this user has not viewed, oldest first.
+#[server(prefix = "/api", endpoint = "callbacks/poll")]
+pub async fn poll(after: Option<String>, limit: Option<u32>) -> Result<PollPage, AppError> {
+    use super::server::*;
+    let user = require_user(Role::Viewer).await?;
+    let after = parse_cursor(after.as_deref())?;
+    store()?
+        .poll(user.id, after, clamp_limit(limit))
+        .await
+        .map_err(AppError::internal)
+}
+
+/// Everything about one callback.
+#[server(prefix = "/api", endpoint = "callbacks/detail")]
+pub async fn detail(id: Uuid) -> Result<CallbackDetail, AppError> {
+    use super::server::*;
+    let user = require_user(Role::Viewer).await?;
+    store()?
+        .callback_detail(user.id, id)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Marks one callback viewed by this user (idempotent).
+#[server(prefix = "/api", endpoint = "callbacks/mark-viewed")]
+pub async fn mark_viewed(id: Uuid) -> Result<(), AppError> {
+    use super::server::*;
+    let user = require_user(Role::Viewer).await?;
+    let found = store()?
+        .mark_viewed(user.id, id, now_us())
+        .await
+        .map_err(AppError::internal)?;
+    if found { Ok(()) } else { Err(not_found(id)) }
+}
+
+/// Marks every callback viewed by this user.
+#[server(prefix = "/api", endpoint = "callbacks/mark-all-viewed")]
+pub async fn mark_all_viewed() -> Result<u64, AppError> {
+    use super::server::*;
+    let user = require_user(Role::Viewer).await?;
+    store()?
+        .mark_all_viewed(user.id, now_us())
+        .await
+        .map_err(AppError::internal)
+}
+
+/// A page of history, newest first. Empty fields mean "no filter".
+#[allow(clippy::too_many_arguments)] // the fixed form fields of the endpoint
+#[server(prefix = "/api", endpoint = "callbacks/history")]
+pub async fn history(
+    event_type: Option<String>,
+    workflow_name: Option<String>,
+    signature_valid: Option<String>,
+    viewed: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    q: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<HistoryPage, AppError> {
+    use super::server::*;
+    let user = require_user(Role::Viewer).await?;
+    let filter = HistoryFilter {
+        event_type: non_empty(event_type),
+        workflow_name: non_empty(workflow_name),
+        signature_valid: parse_flag("signature_valid", signature_valid.as_deref())?,
+        viewed: parse_flag("viewed", viewed.as_deref())?,
+        from: parse_time("from", from.as_deref(), false)?,
+        to: parse_time("to", to.as_deref(), true)?,
+        q: non_empty(q),
+    };
+    let direction = match (
+        parse_cursor(before.as_deref())?,
+        parse_cursor(after.as_deref())?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadRequest(
+                "give either before or after, not both".into(),
+            ));
+        }
+        (Some(cursor), None) => HistoryDirection::Before(cursor),
+        (None, Some(cursor)) => HistoryDirection::After(cursor),
+        (None, None) => HistoryDirection::Newest,
+    };
+    store()?
+        .history(user.id, &filter, direction, clamp_limit(limit))
+        .await
+        .map_err(AppError::internal)
+}

@@ -1,0 +1,111 @@
+//! Server-only helpers of the callbacks API: argument parsing and store access.
+
+pub use crate::auth::server::require_user;
+pub use inbox_core::accounts::Role;
+pub use inbox_core::dto::HistoryFilter;
+pub use inbox_core::store::{HistoryDirection, clamp_limit};
+
+use inbox_core::cursor::PollCursor;
+use inbox_core::store::Store;
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, Time};
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+pub fn store() -> Result<Store, AppError> {
+    Ok(crate::state::app_state()?.store)
+}
+
+pub fn now_us() -> i64 {
+    inbox_core::ingest::unix_micros(OffsetDateTime::now_utc())
+}
+
+pub fn not_found(id: Uuid) -> AppError {
+    AppError::NotFound(format!("no callback with id {id}"))
+}
+
+pub fn parse_cursor(raw: Option<&str>) -> Result<Option<PollCursor>, AppError> {
+    PollCursor::parse_optional(raw).map_err(|err| AppError::BadRequest(err.to_string()))
+}
+
+pub fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`); empty means "any".
+pub fn parse_flag(name: &str, raw: Option<&str>) -> Result<Option<bool>, AppError> {
+    match raw.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("any") => Ok(None),
+        Some("true" | "1" | "yes") => Ok(Some(true)),
+        Some("false" | "0" | "no") => Ok(Some(false)),
+        Some(other) => Err(AppError::BadRequest(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// An RFC 3339 time, or a date (`YYYY-MM-DD`, UTC) meaning its start, or
+/// with `end_of_day` its last microsecond.
+pub fn parse_time(
+    name: &str,
+    raw: Option<&str>,
+    end_of_day: bool,
+) -> Result<Option<OffsetDateTime>, AppError> {
+    let Some(text) = raw.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(Some(at));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = Date::parse(text, &date_format).map_err(|_| {
+        AppError::BadRequest(format!(
+            "{name} must be a date (2026-11-21) or an RFC 3339 time, not {text:?}"
+        ))
+    })?;
+    let time = if end_of_day {
+        Time::from_hms_micro(23, 59, 59, 999_999).unwrap_or(Time::MIDNIGHT)
+    } else {
+        Time::MIDNIGHT
+    };
+    Ok(Some(date.with_time(time).assume_utc()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_accept_common_spellings_and_reject_others() {
+        assert_eq!(parse_flag("viewed", Some("")).unwrap(), None);
+        assert_eq!(parse_flag("viewed", Some("TRUE")).unwrap(), Some(true));
+        assert_eq!(parse_flag("viewed", Some("0")).unwrap(), Some(false));
+        assert_eq!(
+            parse_flag("viewed", Some("maybe"))
+                .unwrap_err()
+                .status_code(),
+            400
+        );
+    }
+
+    #[test]
+    fn dates_cover_whole_days() {
+        let from = parse_time("from", Some("2026-11-21"), false)
+            .unwrap()
+            .unwrap();
+        let to = parse_time("to", Some("2026-11-21"), true).unwrap().unwrap();
+        assert_eq!((to - from).whole_microseconds(), 86_400_000_000 - 1);
+        assert!(
+            parse_time("from", Some("2026-11-21T10:00:00Z"), false)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            parse_time("from", Some("yesterday"), false)
+                .unwrap_err()
+                .status_code(),
+            400
+        );
+    }
+}
