@@ -4,6 +4,7 @@
 //! status code (401, 403, 404, 400, 429, 500), set in exactly one place:
 //! [`AppError::status_code`], applied when the error is serialized.
 
+#[cfg(feature = "ssr")]
 use leptos::prelude::*;
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};

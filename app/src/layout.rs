@@ -1,11 +1,16 @@
 //! The frame of every admin page: header with product name and tabs, the
-//! theme toggle, and the footer.
+//! theme toggle and account menu, the footer, and the live parts (poller,
+//! toasts, callback window) that every admin page has.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_location;
+use leptos_router::hooks::{use_location, use_query_map};
 
 use crate::about::ServerInfoFooter;
 use crate::auth::AccountMenu;
+use crate::callbacks::live::provide_live_state;
+use crate::callbacks::poller::CallbackPoller;
+use crate::callbacks::toasts::ToastStack;
+use crate::callbacks::window::CallbackWindow;
 use crate::theme::ThemeToggle;
 
 /// The admin tabs, in order. Each is a real page.
@@ -14,6 +19,28 @@ const TABS: &[(&str, &str)] = &[("/admin/callbacks", "Callbacks")];
 #[component]
 pub fn AdminLayout(children: Children) -> impl IntoView {
     let location = use_location();
+    let live = provide_live_state();
+
+    // `?callback=<id>` opens that callback's window once the page is live.
+    let query = use_query_map();
+    Effect::new(move |_| {
+        if let Some(id) = query
+            .read_untracked()
+            .get("callback")
+            .and_then(|id| id.parse().ok())
+        {
+            live.open.set(Some(id));
+        }
+    });
+    // The tab title carries the unread count: "(3) callback-inbox".
+    Effect::new(move |_| {
+        let title = match live.unread.get() {
+            Some(count) if count > 0 => format!("({count}) callback-inbox"),
+            _ => "callback-inbox".to_owned(),
+        };
+        crate::browser::set_title(&title);
+    });
+
     view! {
         <div class="app">
             <a class="skip-link" href="#main">"Skip to content"</a>
@@ -46,6 +73,9 @@ pub fn AdminLayout(children: Children) -> impl IntoView {
                 {children()}
             </main>
             <ServerInfoFooter />
+            <ToastStack />
+            <CallbackWindow />
+            <CallbackPoller />
         </div>
     }
 }

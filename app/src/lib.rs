@@ -4,6 +4,7 @@
 
 pub mod about;
 pub mod auth;
+pub mod browser;
 pub mod callbacks;
 pub mod error;
 pub mod layout;
@@ -14,9 +15,10 @@ pub mod theme;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::auth::LoginPage;
+use crate::callbacks::history::CallbacksPage;
 use crate::layout::AdminLayout;
 
 /// The HTML document around the app; rendered on the server only.
@@ -31,6 +33,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
+                <meta name=crate::callbacks::poller::INTERVAL_META content=poll_interval_secs() />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
@@ -74,6 +77,15 @@ fn set_page_security_policy(options: &LeptosOptions) {
     }
 }
 
+/// The dashboard poll period, handed to the browser in a meta tag.
+fn poll_interval_secs() -> String {
+    #[cfg(feature = "ssr")]
+    if let Some(state) = use_context::<state::AppState>() {
+        return state.settings.poll_interval_secs.to_string();
+    }
+    "10".to_owned()
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -84,18 +96,18 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=|| view! { <Redirect path="/admin/callbacks" /> } />
                 <Route path=path!("/login") view=LoginPage />
-                <Route path=path!("/admin/callbacks") view=CallbacksPage />
+                // Async: the history table arrives with its data, never empty first.
+                <Route path=path!("/admin/callbacks") view=CallbacksRoute ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
 }
 
 #[component]
-fn CallbacksPage() -> impl IntoView {
+fn CallbacksRoute() -> impl IntoView {
     view! {
         <AdminLayout>
-            <h1 class="page-title">"Callbacks"</h1>
-            <p class="muted">"Signed callbacks from your LLM job service appear here as they arrive."</p>
+            <CallbacksPage />
         </AdminLayout>
     }
 }

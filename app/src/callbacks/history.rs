@@ -1,0 +1,297 @@
+//! The Callbacks tab: the history table with filters bound to the URL,
+//! keyset pagination both ways, and a View button per row.
+
+use inbox_core::dto::{HistoryItem, HistoryPage};
+use leptos::prelude::*;
+use leptos_router::components::{A, Form};
+use leptos_router::hooks::use_query_map;
+use leptos_router::params::ParamsMap;
+
+use super::api::{history, mark_all_viewed};
+use super::live::live_state;
+use crate::browser;
+use crate::error::AppError;
+
+/// The filter fields, in the order of the form.
+const FILTERS: &[&str] = &[
+    "q",
+    "event_type",
+    "workflow_name",
+    "signature_valid",
+    "viewed",
+    "from",
+    "to",
+];
+
+fn field(query: &ParamsMap, name: &str) -> Option<String> {
+    query.get(name).filter(|value| !value.is_empty())
+}
+
+/// The current filters as a query string, plus extra pairs.
+fn query_string(query: &ParamsMap, extra: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<String> = FILTERS
+        .iter()
+        .filter_map(|name| field(query, name).map(|value| format!("{name}={}", encode(&value))))
+        .collect();
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode(value))),
+    );
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn load(query: ParamsMap) -> Result<HistoryPage, AppError> {
+    history(
+        field(&query, "event_type"),
+        field(&query, "workflow_name"),
+        field(&query, "signature_valid"),
+        field(&query, "viewed"),
+        field(&query, "from"),
+        field(&query, "to"),
+        field(&query, "q"),
+        field(&query, "before"),
+        field(&query, "after"),
+        None,
+    )
+    .await
+}
+
+#[component]
+pub fn CallbacksPage() -> impl IntoView {
+    let live = live_state();
+    let query = use_query_map();
+    let page = Resource::new(
+        move || (query.get(), live.changes.get()),
+        |(query, _)| load(query),
+    );
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = page.get() {
+            live.unread.set(Some(page.unread_count));
+        }
+    });
+    let filtered = move || {
+        FILTERS
+            .iter()
+            .any(|name| field(&query.read(), name).is_some())
+    };
+    let mark_all = move |_| {
+        leptos::task::spawn_local(async move {
+            if mark_all_viewed().await.is_ok() {
+                live.unread.set(Some(0));
+                live.changed();
+            }
+        });
+    };
+    view! {
+        <div class="page-head">
+            <div>
+                <h1 class="page-title">"Callbacks"</h1>
+                <p class="muted">
+                    {move || match live.unread.get() {
+                        Some(0) => "Everything has been viewed.".to_owned(),
+                        Some(n) => format!("{n} unviewed"),
+                        None => String::new(),
+                    }}
+                </p>
+            </div>
+            <button type="button" class="button" on:click=mark_all>"Mark all viewed"</button>
+        </div>
+        <Filters />
+        <Transition fallback=|| view! { <p class="muted">"Loading callbacks…"</p> }>
+            {move || {
+                page.get().map(|result| match result {
+                    Ok(page) if page.items.is_empty() => view! { <EmptyState filtered=filtered() /> }.into_any(),
+                    Ok(page) => view! { <HistoryTable page /> }.into_any(),
+                    Err(err) => view! {
+                        <div class="error-state" role="alert">
+                            <p>{format!("Could not load callbacks: {err}")}</p>
+                            <p>"Reload the page to try again; if it keeps failing, the server log says why."</p>
+                        </div>
+                    }
+                    .into_any(),
+                })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn Filters() -> impl IntoView {
+    let query = use_query_map();
+    let value = move |name: &'static str| move || field(&query.read(), name).unwrap_or_default();
+    let selected = move |name: &'static str, option: &'static str| move || value(name)() == option;
+    view! {
+        <Form method="GET" action="" attr:class="filters" attr:aria-label="Filter callbacks">
+            <label class="filter wide">
+                <span>"Search"</span>
+                <input type="search" name="q" placeholder="Job id or error text" value=value("q") />
+            </label>
+            <label class="filter">
+                <span>"Event"</span>
+                <input type="text" name="event_type" placeholder="workflow.failed" value=value("event_type") />
+            </label>
+            <label class="filter">
+                <span>"Workflow"</span>
+                <input type="text" name="workflow_name" value=value("workflow_name") />
+            </label>
+            <label class="filter">
+                <span>"Signature"</span>
+                <select name="signature_valid">
+                    <option value="" selected=selected("signature_valid", "")>"Any"</option>
+                    <option value="true" selected=selected("signature_valid", "true")>"Valid"</option>
+                    <option value="false" selected=selected("signature_valid", "false")>"Invalid"</option>
+                </select>
+            </label>
+            <label class="filter">
+                <span>"Viewed"</span>
+                <select name="viewed">
+                    <option value="" selected=selected("viewed", "")>"Any"</option>
+                    <option value="false" selected=selected("viewed", "false")>"Unviewed"</option>
+                    <option value="true" selected=selected("viewed", "true")>"Viewed"</option>
+                </select>
+            </label>
+            <label class="filter">
+                <span>"From"</span>
+                <input type="date" name="from" value=value("from") />
+            </label>
+            <label class="filter">
+                <span>"To"</span>
+                <input type="date" name="to" value=value("to") />
+            </label>
+            <div class="filter-actions">
+                <button type="submit" class="button primary">"Apply"</button>
+                <A href="/admin/callbacks" attr:class="button">"Clear"</A>
+            </div>
+        </Form>
+    }
+}
+
+#[component]
+fn EmptyState(filtered: bool) -> impl IntoView {
+    if filtered {
+        view! {
+            <div class="empty-state">
+                <p>"No callbacks match these filters."</p>
+                <A href="/admin/callbacks">"Clear the filters"</A>
+            </div>
+        }
+        .into_any()
+    } else {
+        view! {
+            <div class="empty-state">
+                <p>"No callbacks yet."</p>
+                <p class="muted">
+                    "Point your LLM service at " <code>"POST /api/webhooks/llm-callback"</code>
+                    ". Run " <code>"callback-inbox secret show"</code>
+                    " for the secret and a signed curl example; new callbacks appear here within seconds."
+                </p>
+            </div>
+        }
+        .into_any()
+    }
+}
+
+#[component]
+fn HistoryTable(page: HistoryPage) -> impl IntoView {
+    let query = use_query_map();
+    let older = page
+        .next_cursor
+        .map(|cursor| query_string(&query.read_untracked(), &[("before", &cursor)]));
+    let newer = page
+        .prev_cursor
+        .map(|cursor| query_string(&query.read_untracked(), &[("after", &cursor)]));
+    view! {
+        <div class="table-scroll">
+            <table class="history-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Job id"</th>
+                        <th scope="col">"Event"</th>
+                        <th scope="col">"Workflow"</th>
+                        <th scope="col">"Received"</th>
+                        <th scope="col">"Preview"</th>
+                        <th scope="col">"Signature"</th>
+                        <th scope="col">"Viewed"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {page.items.into_iter().map(|item| view! { <HistoryRow item /> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <nav class="pager" aria-label="Pages">
+            {newer.map(|href| view! { <A href=format!("/admin/callbacks{href}") attr:class="button">"← Newer"</A> })}
+            {older.map(|href| view! { <A href=format!("/admin/callbacks{href}") attr:class="button">"Older →"</A> })}
+        </nav>
+    }
+}
+
+#[component]
+fn HistoryRow(item: HistoryItem) -> impl IntoView {
+    let live = live_state();
+    let id = item.id;
+    let failed = item
+        .event_type
+        .as_deref()
+        .is_some_and(|e| e.ends_with(".failed"));
+    let received = RwSignal::new(item.created_at.to_string());
+    let created_at = item.created_at;
+    Effect::new(move |_| received.set(browser::local_time(created_at)));
+    view! {
+        <tr class:unviewed=!item.viewed>
+            <td class="mono">{item.external_job_id.unwrap_or_else(|| "—".into())}</td>
+            <td><span class="event" class:failed=failed>{item.event_type.unwrap_or_else(|| "—".into())}</span></td>
+            <td>{item.workflow_name.unwrap_or_else(|| "—".into())}</td>
+            <td class="nowrap"><time datetime=item.created_at.to_string()>{move || received.get()}</time></td>
+            <td class="preview mono" title=item.callback_id.clone()>{item.payload_preview}</td>
+            <td>
+                {if item.signature_valid {
+                    view! { <span class="badge ok">"valid"</span> }.into_any()
+                } else {
+                    view! { <span class="badge danger">"invalid"</span> }.into_any()
+                }}
+            </td>
+            <td>{if item.viewed { "viewed" } else { "new" }}</td>
+            <td>
+                <button type="button" class="button small" on:click=move |_| live.open.set(Some(id))>
+                    "View"
+                </button>
+            </td>
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pager_links_keep_the_filters() {
+        let mut query = ParamsMap::new();
+        query.insert("q", "job 1".to_owned());
+        query.insert("viewed", "false".to_owned());
+        query.insert("before", "ignored".to_owned());
+        assert_eq!(
+            query_string(&query, &[("after", "1.ab")]),
+            "?q=job%201&viewed=false&after=1.ab"
+        );
+        assert_eq!(query_string(&ParamsMap::new(), &[]), "");
+    }
+}
