@@ -5,6 +5,8 @@ import { defineConfig } from '@playwright/test';
 export const PORT = Number(process.env.E2E_PORT ?? 3100);
 export const BASE_URL = `http://127.0.0.1:${PORT}`;
 export const WEBHOOK_SECRET = 'e2e-secret-for-tests-only';
+export const ADMIN_EMAIL = 'e2e-admin@example.com';
+export const ADMIN_PASSWORD = 'e2e admin password 123';
 const binary = process.env.E2E_BINARY ?? '../target/debug/callback-inbox';
 
 export default defineConfig({
@@ -46,6 +48,9 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: '../target/site',
       LLM_WEBHOOK_SECRET: WEBHOOK_SECRET,
       INBOX_POLL_INTERVAL_SECS: '1',
+      INBOX_ADMIN_EMAIL: ADMIN_EMAIL,
+      INBOX_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      INBOX_LOGIN_DELAY_MS: '0',
       RUST_LOG: 'info',
     },
   },

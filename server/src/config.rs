@@ -218,6 +218,17 @@ pub struct Config {
     )]
     pub login_max_delay_ms: u64,
 
+    /// Mount `POST /bench/noop` (reads the body, answers 200): the ceiling the
+    /// webhook benchmark compares against. Never needed in production.
+    #[arg(
+        long,
+        env = "INBOX_BENCH_NOOP_ROUTE",
+        default_value_t = false,
+        hide = true,
+        global = true
+    )]
+    pub bench_noop_route: bool,
+
     /// Addresses whose X-Forwarded-For header is believed (comma-separated IPs).
     #[arg(
         long,

@@ -121,7 +121,11 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         move || provide_context(app_state.clone())
     };
     let routes = generate_route_list(App);
-    let router = Router::new()
+    let mut router = Router::new();
+    if config.bench_noop_route {
+        router = router.route("/bench/noop", post(noop));
+    }
+    let router = router
         .route(
             "/api/webhooks/llm-callback",
             post(webhook::receive_callback).with_state(webhook_state),
@@ -208,6 +212,11 @@ fn normalize_origin(url: &str) -> Result<String, StartupError> {
 
 async fn server_fn_handler(State(state): State<AppState>, request: Request) -> impl IntoResponse {
     handle_server_fns_with_context(move || provide_context(state.clone()), request).await
+}
+
+/// The benchmark's ceiling: the same stack, no work.
+async fn noop(body: axum::body::Bytes) -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "received": true, "bytes": body.len() }))
 }
 
 async fn health() -> impl IntoResponse {

@@ -315,6 +315,9 @@ async fn unknown_ids_are_404_and_bad_arguments_400() {
     assert_eq!(status, 400);
 }
 
+/// Form fields, and the ids expected back (newest first).
+type FilterCase<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a String>);
+
 #[tokio::test]
 async fn history_filters_narrow_the_list() {
     let server = TestServer::start_with(&["--signature-mode", "flag"]).await;
@@ -360,7 +363,7 @@ async fn history_filters_narrow_the_list() {
     )
     .await;
 
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&String>)> = vec![
+    let cases: Vec<FilterCase> = vec![
         (vec![], vec![&unsigned, &step, &failed, &ok]),
         (vec![("event_type", "workflow.failed")], vec![&failed]),
         (vec![("workflow_name", "translate")], vec![&unsigned, &step]),

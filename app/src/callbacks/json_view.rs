@@ -138,7 +138,7 @@ fn CopyNode(text: String) -> impl IntoView {
             aria-label="Copy this value"
             on:click=move |_| crate::browser::copy_text(&text)
         >
-            "⧉"
+            "copy"
         </button>
     }
 }

@@ -134,19 +134,12 @@ fn WindowFor(
     let live = live_state();
     let loaded = RwSignal::new(None::<Result<CallbackDetail, AppError>>);
     leptos::task::spawn_local(async move {
-        let result = detail(id).await;
-        if let Ok(callback) = &result
-            && callback.viewed_at.is_none()
-            && mark_viewed(id).await.is_ok()
-        {
-            live.unread.update(|unread| {
-                if let Some(count) = unread {
-                    *count = (*count - 1).max(0);
-                }
-            });
+        // Viewed first, so the window already lists this user among the viewers.
+        let marked = mark_viewed(id).await.is_ok();
+        let _ = loaded.try_set(Some(detail(id).await));
+        if marked {
             live.changed();
         }
-        let _ = loaded.try_set(Some(result));
     });
 
     let dialog = NodeRef::<html::Div>::new();
