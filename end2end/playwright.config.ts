@@ -11,6 +11,7 @@ const binary = process.env.E2E_BINARY ?? '../target/debug/callback-inbox';
 
 export default defineConfig({
   testDir: './tests',
+  globalTeardown: './global-teardown.ts',
   timeout: 60_000,
   expect: { timeout: 15_000 },
   fullyParallel: false,
@@ -36,7 +37,8 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `rm -rf .tmp && mkdir -p .tmp && exec ${binary}`,
+    // stderr (where panics go) is kept in a file that global-teardown checks.
+    command: `rm -rf .tmp && mkdir -p .tmp && exec ${binary} 2>.tmp/server-stderr.log`,
     url: `${BASE_URL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

@@ -91,8 +91,21 @@ mod imp {
         window()?.document()?.active_element()?.dyn_into().ok()
     }
 
-    pub fn focus(element: &web_sys::HtmlElement) {
-        let _ = element.focus();
+    thread_local! {
+        static RETURN_FOCUS: std::cell::RefCell<Option<web_sys::HtmlElement>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Remembers where focus is, to give it back with [`restore_focus`].
+    pub fn remember_focus() {
+        let element = active_element();
+        RETURN_FOCUS.with(|slot| *slot.borrow_mut() = element);
+    }
+
+    pub fn restore_focus() {
+        if let Some(element) = RETURN_FOCUS.with(|slot| slot.borrow_mut().take()) {
+            let _ = element.focus();
+        }
     }
 
     pub fn navigate(path: &str) {
@@ -150,7 +163,8 @@ mod imp {
     pub fn active_element() -> Option<web_sys::HtmlElement> {
         None
     }
-    pub fn focus(_element: &web_sys::HtmlElement) {}
+    pub fn remember_focus() {}
+    pub fn restore_focus() {}
 }
 
 pub use imp::*;

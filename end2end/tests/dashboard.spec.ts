@@ -214,3 +214,20 @@ test('dark mode and a 360 px screen: the window becomes a sheet', async ({ page,
   await page.screenshot({ path: 'screenshots/window-dark-360.png' });
   expect(problems).toEqual([]);
 });
+
+test('a large payload opens at its first level and expands on demand', async ({ page, request, problems }) => {
+  await signIn(page);
+  const items = Array.from({ length: 3000 }, (_, n) => ({ n, text: `line ${n} `.repeat(8) }));
+  const id = await sendCallback(request, { job_id: uniqueJob('big'), event: 'workflow.completed', workflow_name: 'big-wf', items });
+  await page.goto(`/admin/callbacks?callback=${id}`);
+  await waitForHydration(page);
+  const dialog = page.getByRole('dialog');
+  await expect(dialog.getByText('large payload: nested levels start collapsed')).toBeVisible();
+  const itemsRow = dialog.locator('.json-row', { has: page.locator('.json-key', { hasText: '"items"' }) });
+  await expect(itemsRow.locator('.json-count')).toHaveText('3000 items');
+  await expect(dialog.locator('.json-key', { hasText: '"text"' })).toHaveCount(0);
+  await itemsRow.getByRole('button', { name: 'Expand' }).click();
+  await expect(dialog.locator('.json-children .json-children .json-count').first()).toHaveText('2 keys');
+  await expect(dialog.locator('.json-key', { hasText: '"text"' })).toHaveCount(0);
+  expect(problems).toEqual([]);
+});

@@ -5,6 +5,7 @@ test('admin pages send visitors without a session to the sign-in page', async ({
   await expect(page).toHaveURL(/\/login\?next=%2Fadmin%2Fcallbacks$|\/login\?next=\/admin\/callbacks$/);
   await expect(page.getByLabel('Email')).toBeVisible();
   await expect(page.getByLabel('Password')).toBeVisible();
+  await page.screenshot({ path: 'screenshots/login.png' });
   expect(problems).toEqual([]);
 });
 

@@ -259,3 +259,48 @@ async fn applied_versions(pool: &SqlitePool) -> Result<Vec<i64>, sqlx::Error> {
         .fetch_all(pool)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn tables(store: &Store) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_migration_has_a_working_down_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/m.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let all = tables(&store).await;
+        for table in [
+            "llm_callback_views",
+            "llm_callbacks",
+            "login_failures",
+            "users",
+            "webhook_deliveries",
+            "webhook_secrets",
+        ] {
+            assert!(all.contains(&table.to_owned()), "{table} in {all:?}");
+        }
+        MIGRATOR.undo(store.pool(), 0).await.unwrap();
+        assert_eq!(tables(&store).await, Vec::<String>::new());
+        MIGRATOR.run(store.pool()).await.unwrap();
+        assert_eq!(tables(&store).await, all);
+    }
+
+    #[tokio::test]
+    async fn postgres_urls_are_refused_with_a_clear_message() {
+        let Err(err) = Store::open("postgres://localhost/inbox").await else {
+            panic!("PostgreSQL is not supported yet");
+        };
+        assert!(err.to_string().contains("use sqlite://"), "{err}");
+    }
+}

@@ -88,22 +88,18 @@ pub fn CallbackWindow() -> impl IntoView {
     let live = live_state();
     let geometry = RwSignal::new(None::<Geometry>);
     let mode = RwSignal::new(Mode::Normal);
-    // Where focus was before the window opened, to give it back on close.
-    let return_focus = StoredValue::new_local(None::<web_sys::HtmlElement>);
 
     Effect::new(move |previous: Option<Option<Uuid>>| {
         let open = live.open.get();
         let was_open = previous.flatten();
         if open.is_some() && was_open.is_none() {
-            return_focus.set_value(browser::active_element());
+            // Where focus was before the window opened, to give it back on close.
+            browser::remember_focus();
             mode.set(Mode::Normal);
         }
         browser::replace_query_param("callback", open.map(|id| id.to_string()).as_deref());
-        if open.is_none()
-            && was_open.is_some()
-            && let Some(element) = return_focus.get_value()
-        {
-            browser::focus(&element);
+        if open.is_none() && was_open.is_some() {
+            browser::restore_focus();
         }
         open
     });
