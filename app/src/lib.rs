@@ -11,6 +11,7 @@ pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod theme;
+pub mod url;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

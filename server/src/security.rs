@@ -156,7 +156,7 @@ pub async fn require_session_for_admin_pages(
                 .uri()
                 .path_and_query()
                 .map_or(path, |pq| pq.as_str());
-            let next_param: String = url_encode(target);
+            let next_param = app::url::encode_query_value(target);
             // 302, as the contract says (axum's Redirect::to is a 303).
             (
                 StatusCode::FOUND,
@@ -169,17 +169,6 @@ pub async fn require_session_for_admin_pages(
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

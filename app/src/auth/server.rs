@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::safe_next;
 use crate::error::AppError;
 use crate::state::{AppState, app_state};
+use crate::url::encode_query_value;
 
 const SESSION_USER_ID: &str = "user_id";
 const SESSION_LOGIN_AT: &str = "login_at_us";
@@ -143,7 +144,7 @@ pub async fn sign_in(email: &str, password: &str, next: Option<&str>) -> Result<
             let next = safe_next(next);
             leptos_axum::redirect(&format!(
                 "/login?error={reason}&next={}",
-                encode_query(next)
+                encode_query_value(next)
             ));
             return Ok(());
         }
@@ -236,17 +237,6 @@ pub async fn sign_out() -> Result<(), AppError> {
     Ok(())
 }
 
-fn encode_query(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,13 +249,5 @@ mod tests {
         assert_eq!(throttle.delay_after(2), Duration::from_millis(500));
         assert_eq!(throttle.delay_after(9), Duration::from_secs(3));
         assert_eq!(throttle.delay_after(60), Duration::from_secs(3));
-    }
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(
-            encode_query("/admin/callbacks?callback=a&b"),
-            "/admin/callbacks%3Fcallback%3Da%26b"
-        );
     }
 }

@@ -11,6 +11,7 @@ use super::api::{history, mark_all_viewed};
 use super::live::live_state;
 use crate::browser;
 use crate::error::AppError;
+use crate::url::encode_query_value;
 
 /// The filter fields, in the order of the form.
 const FILTERS: &[&str] = &[
@@ -31,29 +32,20 @@ fn field(query: &ParamsMap, name: &str) -> Option<String> {
 fn query_string(query: &ParamsMap, extra: &[(&str, &str)]) -> String {
     let mut pairs: Vec<String> = FILTERS
         .iter()
-        .filter_map(|name| field(query, name).map(|value| format!("{name}={}", encode(&value))))
+        .filter_map(|name| {
+            field(query, name).map(|value| format!("{name}={}", encode_query_value(&value)))
+        })
         .collect();
     pairs.extend(
         extra
             .iter()
-            .map(|(name, value)| format!("{name}={}", encode(value))),
+            .map(|(name, value)| format!("{name}={}", encode_query_value(value))),
     );
     if pairs.is_empty() {
         String::new()
     } else {
         format!("?{}", pairs.join("&"))
     }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn load(query: ParamsMap) -> Result<HistoryPage, AppError> {
