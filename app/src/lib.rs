@@ -15,7 +15,7 @@ pub mod url;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::auth::LoginPage;
@@ -95,7 +95,6 @@ pub fn App() -> impl IntoView {
         <Title text="callback-inbox" />
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/") view=|| view! { <Redirect path="/admin/callbacks" /> } />
                 <Route path=path!("/login") view=LoginPage />
                 // Async: the history table arrives with its data, never empty first.
                 <Route path=path!("/admin/callbacks") view=CallbacksRoute ssr=SsrMode::Async />

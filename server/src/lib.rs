@@ -21,6 +21,8 @@ use axum::extract::{Request, State};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use http::StatusCode;
+use http::header::LOCATION;
 use inbox_core::accounts::{AccountError, PasswordHasherPool};
 use inbox_core::ingest::{IngestSettings, RingError, SecretRing, SecretSource, curl_example};
 use inbox_core::store::{Store, StoreError};
@@ -131,6 +133,10 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             post(webhook::receive_callback).with_state(webhook_state),
         )
         .route("/healthz", get(health))
+        .route(
+            "/",
+            get(|| async { (StatusCode::FOUND, [(LOCATION, "/admin/callbacks")]) }),
+        )
         .route("/api/{*fn_name}", post(server_fn_handler))
         .leptos_routes_with_context(&app_state, routes, context.clone(), {
             let options = leptos_options.clone();

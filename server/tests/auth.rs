@@ -271,6 +271,9 @@ async fn sessions_expire_when_idle() {
 #[tokio::test]
 async fn admin_pages_redirect_to_sign_in_without_a_session() {
     let server = TestServer::start().await;
+    let root = server.client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 302);
+    assert_eq!(root.headers()["location"], "/admin/callbacks");
     let response = server
         .client
         .get(server.url("/admin/callbacks?callback=abc"))
