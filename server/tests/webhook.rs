@@ -133,6 +133,11 @@ async fn retries_with_a_fresh_timestamp_return_the_original_id_and_count_deliver
         .await
         .unwrap();
     assert_eq!(rows, 2);
+    let counted: i64 = sqlx::query_scalar("SELECT total FROM callback_count")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(counted, rows, "retries do not count as new callbacks");
 }
 
 #[tokio::test]

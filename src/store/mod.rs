@@ -281,6 +281,7 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         let all = tables(&store).await;
         for table in [
+            "callback_count",
             "llm_callback_views",
             "llm_callbacks",
             "login_failures",
