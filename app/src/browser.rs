@@ -108,12 +108,6 @@ mod imp {
         }
     }
 
-    pub fn navigate(path: &str) {
-        if let Some(window) = window() {
-            let _ = window.location().set_href(path);
-        }
-    }
-
     /// A channel to this site's other open tabs.
     pub fn tab_channel() -> Option<web_sys::BroadcastChannel> {
         web_sys::BroadcastChannel::new("callback-inbox").ok()
@@ -153,7 +147,6 @@ mod imp {
     pub fn meta_content(_name: &str) -> Option<String> {
         None
     }
-    pub fn navigate(_path: &str) {}
     pub fn random_id() -> String {
         String::new()
     }

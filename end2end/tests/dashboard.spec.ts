@@ -22,7 +22,7 @@ test('a new callback raises a toast whose window shows, moves, resizes and copie
   };
   const id = await sendCallback(request, payload);
 
-  const toast = page.locator('.toast').filter({ hasText: job.length ? 'summarize-pdf' : '' });
+  const toast = page.locator('.toast').filter({ hasText: 'summarize-pdf' });
   await expect(toast).toContainText('New LLM callback received');
   await expect(toast.locator('.toast-event')).toHaveText('workflow.failed');
   await expect(toast.locator('.toast-event')).toHaveClass(/failed/);

@@ -25,6 +25,14 @@ async fn add_viewer(server: &TestServer) {
         .unwrap();
 }
 
+/// What `/api/auth/me` answers for this session cookie.
+async fn me_status(server: &TestServer, cookie: &str) -> reqwest::StatusCode {
+    server
+        .call("/api/auth/me", Some(cookie), &[])
+        .await
+        .status()
+}
+
 /// Valid arguments for every server function, by endpoint. The guard test
 /// fails when a server function exists that is not listed here.
 fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>> {
@@ -192,13 +200,7 @@ async fn sign_out_ends_the_session_on_the_server() {
     let response = server.call("/api/auth/logout", Some(&cookie), &[]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["location"], "/login");
-    assert_eq!(
-        server
-            .call("/api/auth/me", Some(&cookie), &[])
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(me_status(&server, &cookie).await, 401);
 }
 
 #[tokio::test]
@@ -206,26 +208,14 @@ async fn disabling_a_user_ends_their_sessions_at_once() {
     let server = TestServer::start().await;
     add_viewer(&server).await;
     let cookie = server.login(VIEWER_EMAIL, VIEWER_PASSWORD).await.unwrap();
-    assert_eq!(
-        server
-            .call("/api/auth/me", Some(&cookie), &[])
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(me_status(&server, &cookie).await, 200);
     server
         .store()
         .await
         .set_disabled(VIEWER_EMAIL, true)
         .await
         .unwrap();
-    assert_eq!(
-        server
-            .call("/api/auth/me", Some(&cookie), &[])
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(me_status(&server, &cookie).await, 401);
     let retry = server
         .login(VIEWER_EMAIL, VIEWER_PASSWORD)
         .await
@@ -237,21 +227,9 @@ async fn disabling_a_user_ends_their_sessions_at_once() {
 async fn sessions_expire_after_the_absolute_limit() {
     let server = TestServer::start_with(&["--session-max-secs", "1"]).await;
     let cookie = server.login_admin().await;
-    assert_eq!(
-        server
-            .call("/api/auth/me", Some(&cookie), &[])
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(me_status(&server, &cookie).await, 200);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_eq!(
-        server
-            .call("/api/auth/me", Some(&cookie), &[])
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(me_status(&server, &cookie).await, 401);
 }
 
 #[tokio::test]
@@ -259,13 +237,7 @@ async fn sessions_expire_when_idle() {
     let server = TestServer::start_with(&["--session-idle-secs", "1"]).await;
     let cookie = server.login_admin().await;
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    assert_eq!(
-        server
-            .call("/api/auth/me", Some(&cookie), &[])
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(me_status(&server, &cookie).await, 401);
 }
 
 #[tokio::test]

@@ -215,11 +215,11 @@ impl Store {
                 query.push(" ORDER BY c.created_at DESC, c.id DESC");
             }
             HistoryDirection::Before(cursor) => {
-                push_before(&mut query, cursor);
+                push_beyond(&mut query, cursor, "<");
                 query.push(" ORDER BY c.created_at DESC, c.id DESC");
             }
             HistoryDirection::After(cursor) => {
-                push_after(&mut query, cursor);
+                push_beyond(&mut query, cursor, ">");
                 query.push(" ORDER BY c.created_at ASC, c.id ASC");
             }
         }
@@ -278,8 +278,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut query = history_query(user, filter);
         match direction {
-            HistoryDirection::Before(cursor) => push_before(&mut query, cursor),
-            HistoryDirection::After(cursor) => push_after(&mut query, cursor),
+            HistoryDirection::Before(cursor) => push_beyond(&mut query, cursor, "<"),
+            HistoryDirection::After(cursor) => push_beyond(&mut query, cursor, ">"),
             HistoryDirection::Newest => {}
         }
         query.push(" LIMIT 1");
@@ -335,24 +335,19 @@ fn history_query<'a>(user: Uuid, filter: &'a HistoryFilter) -> QueryBuilder<'a, 
     query
 }
 
-fn push_before(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor) {
+/// Rows strictly on one side of `cursor` in `(created_at, id)` order;
+/// `side` is `<` (older) or `>` (newer).
+fn push_beyond(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor, side: &'static str) {
     query
-        .push(" AND (c.created_at < ")
+        .push(format!(" AND (c.created_at {side} "))
         .push_bind(cursor.created_at_us);
     query
         .push(" OR (c.created_at = ")
         .push_bind(cursor.created_at_us);
-    query.push(" AND c.id < ").push_bind(cursor.id).push("))");
-}
-
-fn push_after(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor) {
     query
-        .push(" AND (c.created_at > ")
-        .push_bind(cursor.created_at_us);
-    query
-        .push(" OR (c.created_at = ")
-        .push_bind(cursor.created_at_us);
-    query.push(" AND c.id > ").push_bind(cursor.id).push("))");
+        .push(format!(" AND c.id {side} "))
+        .push_bind(cursor.id)
+        .push("))");
 }
 
 /// `%` and `_` in the search text match themselves.
