@@ -3,7 +3,10 @@
 //! Password hashes never leave this module in a form that can be serialized
 //! or logged: [`PasswordHash`] has a redacting `Debug` and no `Serialize`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -59,6 +62,22 @@ pub struct User {
     pub disabled: bool,
     pub created_at_us: i64,
     pub last_login_at_us: Option<i64>,
+    /// Sessions signed in at or before this time are void (set by a
+    /// password reset or by disabling the account).
+    pub sessions_valid_after_us: i64,
+}
+
+/// The answer to [`Store::reserve_login_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginReservation {
+    /// The attempt may be checked; `ids` are its rows, `earlier_failures`
+    /// the most failures any key had before it (for the delay).
+    Reserved {
+        ids: Vec<i64>,
+        earlier_failures: i64,
+    },
+    /// Too many attempts under one of the keys: do not check the password.
+    Refused,
 }
 
 /// A PHC-format Argon2id hash.
@@ -68,6 +87,33 @@ pub struct PasswordHash(String);
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHash(..)")
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn login_delays_grow_and_are_capped() {
+        let throttle = LoginThrottle::default();
+        assert_eq!(throttle.delay_after(0), Duration::ZERO);
+        assert_eq!(throttle.delay_after(1), Duration::from_millis(250));
+        assert_eq!(throttle.delay_after(2), Duration::from_millis(500));
+        assert_eq!(throttle.delay_after(9), Duration::from_secs(3));
+        assert_eq!(throttle.delay_after(60), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn throttle_keys_never_name_an_account_alone() {
+        let keys = LoginThrottle::default().keys(" Owner@Example.com ", "203.0.113.9".parse().ok());
+        assert_eq!(
+            keys,
+            vec![
+                ("pair:203.0.113.9|owner@example.com".to_owned(), 10),
+                ("addr:203.0.113.9".to_owned(), 30)
+            ]
+        );
     }
 }
 
@@ -160,6 +206,120 @@ impl PasswordHasherPool {
     }
 }
 
+/// Sign-in throttling. Attempts are counted per account *from one address*
+/// and per address, never per account alone: an attacker elsewhere can slow
+/// their own address but cannot lock the owner out.
+#[derive(Debug, Clone)]
+pub struct LoginThrottle {
+    pub window: Duration,
+    /// Attempts at one account from one address within the window.
+    pub max_per_account_address: i64,
+    /// Attempts from one address, at any accounts, within the window.
+    pub max_per_address: i64,
+    /// Delay after the first failure; doubles with each further one.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(15 * 60),
+            max_per_account_address: 10,
+            max_per_address: 30,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(3),
+        }
+    }
+}
+
+impl LoginThrottle {
+    pub fn delay_after(&self, failures: i64) -> Duration {
+        if failures <= 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (failures - 1).clamp(0, 16) as u32;
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+
+    /// The throttle keys of one attempt, with their limits.
+    pub fn keys(&self, email: &str, address: Option<std::net::IpAddr>) -> Vec<(String, i64)> {
+        let email = email.trim().to_lowercase();
+        let address = address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        vec![
+            (
+                account_address_key(&email, &address),
+                self.max_per_account_address,
+            ),
+            (format!("addr:{address}"), self.max_per_address),
+        ]
+    }
+}
+
+/// The key of one account tried from one address.
+pub fn account_address_key(email: &str, address: &str) -> String {
+    format!("pair:{address}|{email}")
+}
+
+/// 20 characters from an unambiguous alphabet (about 110 bits): generated
+/// passwords for the first admin and for invited users.
+pub fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Per-address turns for password checks: at most one Argon2 run per client
+/// address at a time; further attempts from it wait for their turn.
+#[derive(Debug, Default)]
+pub struct ArgonTurns {
+    by_address: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+}
+
+impl ArgonTurns {
+    pub async fn wait_turn(&self, address: Option<IpAddr>) -> Option<ArgonTurn<'_>> {
+        let address = address?;
+        let semaphore = {
+            let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(address)
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone()
+        };
+        let permit = semaphore.clone().acquire_owned().await.ok()?;
+        Some(ArgonTurn {
+            turns: self,
+            address,
+            _permit: permit,
+        })
+    }
+}
+
+/// Held while one address's password check runs.
+pub struct ArgonTurn<'a> {
+    turns: &'a ArgonTurns,
+    address: IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ArgonTurn<'_> {
+    fn drop(&mut self) {
+        // Forget addresses nobody waits on, so the map stays small.
+        let mut map = self
+            .turns
+            .by_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(semaphore) = map.get(&self.address)
+            && Arc::strong_count(semaphore) <= 2
+        {
+            map.remove(&self.address);
+        }
+    }
+}
+
 pub fn check_password(password: &str) -> Result<(), AccountError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AccountError::PasswordTooShort);
@@ -192,10 +352,12 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
         disabled: row.try_get("disabled")?,
         created_at_us: row.try_get("created_at")?,
         last_login_at_us: row.try_get("last_login_at")?,
+        sessions_valid_after_us: row.try_get("sessions_valid_after")?,
     })
 }
 
-const USER_COLUMNS: &str = "id, email, role, disabled, created_at, last_login_at";
+const USER_COLUMNS: &str =
+    "id, email, role, disabled, created_at, last_login_at, sessions_valid_after";
 
 impl Store {
     pub async fn create_user(
@@ -226,18 +388,19 @@ impl Store {
             .ok_or(AccountError::UnknownUser(email))
     }
 
-    /// Sets the password and role of an account, creating it when missing,
-    /// and enables it (the start-up bootstrap).
-    pub async fn upsert_admin(
+    /// Creates this admin unless an account with the email exists; an
+    /// existing account is left exactly as it is (the CLI manages it).
+    /// Returns whether it was created.
+    pub async fn create_admin_if_missing(
         &self,
         email: &str,
         hash: &PasswordHash,
         now_us: i64,
-    ) -> Result<User, AccountError> {
+    ) -> Result<bool, AccountError> {
         let email = normalize_email(email)?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?1, ?2, ?3, 'admin', ?4)
-             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, role = 'admin', disabled = 0",
+             ON CONFLICT (email) DO NOTHING",
         )
         .bind(Uuid::now_v7())
         .bind(&email)
@@ -245,33 +408,65 @@ impl Store {
         .bind(now_us)
         .execute(self.pool())
         .await?;
-        self.user_by_email(&email)
-            .await?
-            .map(|(user, _)| user)
-            .ok_or(AccountError::UnknownUser(email))
+        Ok(inserted.rows_affected() > 0)
     }
 
-    pub async fn set_password(&self, email: &str, hash: &PasswordHash) -> Result<(), AccountError> {
+    /// Sets a new password and ends every session of the account.
+    pub async fn set_password(
+        &self,
+        email: &str,
+        hash: &PasswordHash,
+        now_us: i64,
+    ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
-        let updated = sqlx::query("UPDATE users SET password_hash = ?1 WHERE email = ?2")
-            .bind(&hash.0)
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = ?1, sessions_valid_after = ?3 WHERE email = ?2",
+        )
+        .bind(&hash.0)
+        .bind(&email)
+        .bind(now_us)
+        .execute(self.pool())
+        .await?;
+        self.updated_user(updated.rows_affected(), email).await
+    }
+
+    /// Disables (ending every session of the account) or enables an account.
+    pub async fn set_disabled(
+        &self,
+        email: &str,
+        disabled: bool,
+        now_us: i64,
+    ) -> Result<User, AccountError> {
+        let email = normalize_email(email)?;
+        let updated = if disabled {
+            sqlx::query("UPDATE users SET disabled = 1, sessions_valid_after = ?2 WHERE email = ?1")
+                .bind(&email)
+                .bind(now_us)
+                .execute(self.pool())
+                .await?
+        } else {
+            sqlx::query("UPDATE users SET disabled = 0 WHERE email = ?1")
+                .bind(&email)
+                .execute(self.pool())
+                .await?
+        };
+        self.updated_user(updated.rows_affected(), email).await
+    }
+
+    /// Changes the role of an account; its sessions see the new role at
+    /// their next request.
+    pub async fn set_role(&self, email: &str, role: Role) -> Result<User, AccountError> {
+        let email = normalize_email(email)?;
+        let updated = sqlx::query("UPDATE users SET role = ?1 WHERE email = ?2")
+            .bind(role.as_str())
             .bind(&email)
             .execute(self.pool())
             .await?;
-        if updated.rows_affected() == 0 {
-            return Err(AccountError::UnknownUser(email));
-        }
-        Ok(())
+        self.updated_user(updated.rows_affected(), email).await
     }
 
-    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<User, AccountError> {
-        let email = normalize_email(email)?;
-        let updated = sqlx::query("UPDATE users SET disabled = ?1 WHERE email = ?2")
-            .bind(disabled)
-            .bind(&email)
-            .execute(self.pool())
-            .await?;
-        if updated.rows_affected() == 0 {
+    async fn updated_user(&self, rows: u64, email: String) -> Result<User, AccountError> {
+        if rows == 0 {
             return Err(AccountError::UnknownUser(email));
         }
         self.user_by_email(&email)
@@ -329,51 +524,81 @@ impl Store {
         Ok(())
     }
 
-    /// Counts failures for any of `keys` since `since_us`.
-    pub async fn recent_login_failures(
+    /// Reserves one sign-in attempt under every key before the password is
+    /// checked: the attempt counts as a failure from now on, so parallel
+    /// guesses cannot all pass the check before any failure is recorded.
+    /// `BEGIN IMMEDIATE` makes the count and the insert one atomic step.
+    /// Refused when any key already has `limits[i]` attempts since `since_us`.
+    pub async fn reserve_login_attempt(
         &self,
-        keys: &[String],
+        keys: &[(String, i64)],
         since_us: i64,
-    ) -> Result<i64, AccountError> {
-        let mut worst = 0;
-        for key in keys {
+        now_us: i64,
+    ) -> Result<LoginReservation, AccountError> {
+        let mut connection = self.pool().acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await?;
+        for (key, limit) in keys {
             let count: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM login_failures WHERE key = ?1 AND failed_at > ?2",
             )
             .bind(key)
             .bind(since_us)
-            .fetch_one(self.pool())
+            .fetch_one(&mut *tx)
             .await?;
-            worst = worst.max(count);
+            if count >= *limit {
+                tx.rollback().await?;
+                return Ok(LoginReservation::Refused);
+            }
         }
-        Ok(worst)
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut worst = 0;
+        for (key, _) in keys {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO login_failures (key, failed_at) VALUES (?1, ?2) RETURNING id",
+            )
+            .bind(key)
+            .bind(now_us)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM login_failures WHERE key = ?1 AND failed_at > ?2",
+            )
+            .bind(key)
+            .bind(since_us)
+            .fetch_one(&mut *tx)
+            .await?;
+            worst = worst.max(count - 1);
+        }
+        tx.commit().await?;
+        Ok(LoginReservation::Reserved {
+            ids,
+            earlier_failures: worst,
+        })
     }
 
-    pub async fn record_login_failure(
+    /// A successful sign-in: its reserved attempt is not a failure, and the
+    /// earlier failures of `key` (this account from this address) are forgiven.
+    /// Rows older than `older_than_us` are swept on the way.
+    pub async fn forgive_login_attempts(
         &self,
-        keys: &[String],
-        now_us: i64,
-    ) -> Result<(), AccountError> {
-        for key in keys {
-            sqlx::query("INSERT INTO login_failures (key, failed_at) VALUES (?1, ?2)")
-                .bind(key)
-                .bind(now_us)
-                .execute(self.pool())
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn clear_login_failures(
-        &self,
+        reserved: &[i64],
         key: &str,
         older_than_us: i64,
     ) -> Result<(), AccountError> {
+        let mut tx = self.pool().begin().await?;
+        for id in reserved {
+            sqlx::query("DELETE FROM login_failures WHERE id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM login_failures WHERE key = ?1 OR failed_at < ?2")
             .bind(key)
             .bind(older_than_us)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::delivery::{DeliveryId, derive_delivery_id};
 use crate::fields::extract_fields;
 use crate::signature::{
     SecretError, SignatureError, SignatureHeaders, SignatureScheme, WebhookSecret,
-    parse_secret_list, verify_signature,
+    parse_secret_file, parse_secret_list, verify_signature,
 };
 use crate::store::{DeliveryOutcome, NewCallback, Store, StoreError};
 
@@ -52,7 +52,8 @@ pub struct IngestSettings {
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookRequest<'a> {
     pub signature: SignatureHeaders<'a>,
-    /// `X-Webhook-Event`, used when the body has no `event`.
+    /// `X-Webhook-Event`, used when the body has no `event`, and only for
+    /// callbacks whose signature did not verify (the header is unsigned).
     pub event_header: Option<&'a str>,
     pub body: &'a [u8],
 }
@@ -72,10 +73,10 @@ pub struct Accepted {
 pub enum IngestError {
     #[error("missing signature")]
     MissingSignature,
-    #[error("invalid signature")]
-    InvalidSignature,
-    #[error("stale timestamp")]
-    StaleTimestamp,
+    #[error("invalid signature: {0}")]
+    InvalidSignature(SignatureError),
+    #[error("stale timestamp: {0}")]
+    StaleTimestamp(SignatureError),
     #[error("the body is not valid JSON: {0}")]
     NotJson(String),
     #[error("the body is JSON but not an object (it is {0}); send a JSON object")]
@@ -88,8 +89,8 @@ impl IngestError {
     pub fn outcome(&self) -> DeliveryOutcome {
         match self {
             Self::MissingSignature => DeliveryOutcome::MissingSignature,
-            Self::InvalidSignature => DeliveryOutcome::InvalidSignature,
-            Self::StaleTimestamp => DeliveryOutcome::StaleTimestamp,
+            Self::InvalidSignature(_) => DeliveryOutcome::InvalidSignature,
+            Self::StaleTimestamp(_) => DeliveryOutcome::StaleTimestamp,
             Self::NotJson(_) | Self::NotAnObject(_) => DeliveryOutcome::Malformed,
             Self::Store(_) => DeliveryOutcome::Error,
         }
@@ -118,14 +119,22 @@ pub async fn ingest_callback(
         Err(_) => None,
     };
     let signature_valid = scheme.is_some();
+    // `X-Webhook-Event` is not covered by any signature: it must not change
+    // what a signed callback is (its event, status or delivery id), or a
+    // captured request replayed with another header would become a new row.
+    let event_header = if signature_valid {
+        None
+    } else {
+        request.event_header
+    };
 
     let payload = parse_object(request.body)?;
     let body_text = std::str::from_utf8(request.body).unwrap_or_default();
-    let fields = extract_fields(&payload, request.event_header, body_text);
+    let fields = extract_fields(&payload, event_header, body_text);
     let mut callback_id = derive_delivery_id(
         request.signature.webhook_id,
         &payload,
-        request.event_header,
+        event_header,
         request.body,
     );
     if !signature_valid {
@@ -160,8 +169,8 @@ pub async fn ingest_callback(
 fn rejection(err: SignatureError) -> IngestError {
     match err {
         SignatureError::Missing => IngestError::MissingSignature,
-        SignatureError::StaleTimestamp { .. } => IngestError::StaleTimestamp,
-        _ => IngestError::InvalidSignature,
+        stale @ SignatureError::StaleTimestamp { .. } => IngestError::StaleTimestamp(stale),
+        other => IngestError::InvalidSignature(other),
     }
 }
 
@@ -213,14 +222,22 @@ pub struct SecretRing {
 pub const ROTATION_GRACE_SECS: i64 = 24 * 60 * 60;
 
 impl SecretRing {
-    /// Uses the configured secrets, or the generated ones, generating the
-    /// first one when there is none yet.
+    /// Uses the configured secrets (the variable's list and the secrets
+    /// file's lines), or the generated ones, generating the first one when
+    /// there is none yet.
     pub async fn load(
         store: &Store,
         configured: Option<&str>,
+        file_text: Option<&str>,
     ) -> Result<(Self, Option<FreshSecret>), RingError> {
+        let mut secrets = Vec::new();
         if let Some(raw) = configured.filter(|raw| !raw.trim().is_empty()) {
-            let secrets = parse_secret_list(raw)?;
+            secrets.extend(parse_secret_list(raw)?);
+        }
+        if let Some(text) = file_text {
+            secrets.extend(parse_secret_file(text)?);
+        }
+        if !secrets.is_empty() {
             return Ok((Self::new(SecretSource::Configured, secrets), None));
         }
         let now_us = unix_micros(OffsetDateTime::now_utc());
@@ -263,7 +280,12 @@ impl SecretRing {
             .generated_secrets(now_us)
             .await?
             .iter()
-            .map(|stored| WebhookSecret::parse(&stored.secret))
+            .map(|stored| {
+                WebhookSecret::parse(&stored.secret).map(|secret| {
+                    let created = utc_date(stored.created_at_us);
+                    secret.with_label(format!("generated {created}"))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = secrets.into();
         Ok(())
@@ -272,10 +294,17 @@ impl SecretRing {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RingError {
-    #[error("LLM_WEBHOOK_SECRET is not usable: {0}")]
+    #[error("the configured webhook secret is not usable: {0}")]
     Secret(#[from] SecretError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// `2026-11-22` of a Unix time in microseconds (UTC).
+fn utc_date(micros: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map(|at| at.date().to_string())
+        .unwrap_or_default()
 }
 
 /// 256 random bits as 64 hex characters: usable as-is by any HMAC tool

@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod delivery;
 pub mod dto;
 pub mod fields;
+pub mod log_text;
 pub mod signature;
 
 #[cfg(feature = "server")]

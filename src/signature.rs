@@ -41,36 +41,80 @@ const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Shortest secret accepted, in bytes: below it an HMAC key can be guessed.
+pub const MIN_SECRET_BYTES: usize = 16;
+
 /// A webhook signing key. Deliberately neither `Serialize` nor a revealing
 /// `Debug`, so it cannot end up in a response or a log line.
 #[derive(Clone)]
 pub struct WebhookSecret {
     bytes: Vec<u8>,
+    /// For a `whsec_…` secret: the text itself. Senders of the hex scheme
+    /// that were handed the secret verbatim sign with its literal bytes.
+    literal: Option<Vec<u8>>,
+    /// Where it came from ("LLM_WEBHOOK_SECRET #1"); never the secret.
+    label: String,
+    /// Its last four characters, for telling secrets apart on screen.
+    tail: String,
 }
 
 impl WebhookSecret {
     /// Parses a configured secret: `whsec_<base64>` is decoded (Standard
     /// Webhooks), anything else is used as its UTF-8 bytes (the hex scheme's
-    /// senders usually share a plain string).
+    /// senders usually share a plain string). Secrets shorter than
+    /// [`MIN_SECRET_BYTES`] are refused.
     pub fn parse(raw: &str) -> Result<Self, SecretError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(SecretError::Empty);
         }
-        let bytes = match raw.strip_prefix(WHSEC_PREFIX) {
-            Some(encoded) => SECRET_BASE64
-                .decode(encoded)
-                .map_err(|_| SecretError::InvalidBase64)?,
-            None => raw.as_bytes().to_vec(),
+        let (bytes, literal) = match raw.strip_prefix(WHSEC_PREFIX) {
+            Some(encoded) => (
+                SECRET_BASE64
+                    .decode(encoded)
+                    .map_err(|_| SecretError::InvalidBase64)?,
+                Some(raw.as_bytes().to_vec()),
+            ),
+            None => (raw.as_bytes().to_vec(), None),
         };
         if bytes.is_empty() {
             return Err(SecretError::Empty);
         }
-        Ok(Self { bytes })
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort { bytes: bytes.len() });
+        }
+        let tail_start = raw.char_indices().rev().nth(3).map_or(0, |(at, _)| at);
+        Ok(Self {
+            bytes,
+            literal,
+            label: String::new(),
+            tail: raw[tail_start..].to_owned(),
+        })
     }
 
+    /// A key of raw bytes, any length (tests, benchmarks, the fuzzer).
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self { bytes }
+        Self {
+            bytes,
+            literal: None,
+            label: String::new(),
+            tail: String::new(),
+        }
+    }
+
+    /// Names where the secret came from, for logs and the settings page.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The secret as the settings page shows it: only its last characters.
+    pub fn masked(&self) -> String {
+        format!("••••••••{}", self.tail)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -78,9 +122,18 @@ impl WebhookSecret {
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC hashes over-long keys and pads short ones, so every length is valid.
-        HmacSha256::new_from_slice(&self.bytes).expect("HMAC accepts keys of any length")
+        mac_for(&self.bytes)
     }
+
+    /// Every key this secret may sign with in the hex scheme.
+    fn hex_keys(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.bytes.as_slice()).chain(self.literal.as_deref())
+    }
+}
+
+fn mac_for(key: &[u8]) -> HmacSha256 {
+    // HMAC hashes over-long keys and pads short ones, so every length is valid.
+    HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
 impl fmt::Debug for WebhookSecret {
@@ -90,13 +143,42 @@ impl fmt::Debug for WebhookSecret {
 }
 
 /// Parses a comma-separated list of secrets (several are active while one is
-/// rotated out). Empty items are skipped; at least one secret is required.
+/// rotated out), labelled `LLM_WEBHOOK_SECRET #n`. Empty items are skipped;
+/// at least one secret is required. A secret that contains a comma belongs
+/// in the secrets file ([`parse_secret_file`]).
 pub fn parse_secret_list(raw: &str) -> Result<Vec<WebhookSecret>, SecretError> {
     let secrets = raw
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
-        .map(WebhookSecret::parse)
+        .enumerate()
+        .map(|(n, item)| {
+            WebhookSecret::parse(item)
+                .map(|secret| secret.with_label(format!("LLM_WEBHOOK_SECRET #{}", n + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if secrets.is_empty() {
+        return Err(SecretError::Empty);
+    }
+    Ok(secrets)
+}
+
+/// Parses a secrets file: one secret per line, any characters (commas
+/// included), surrounding whitespace ignored, blank lines skipped. Labelled
+/// `secrets file line n`.
+pub fn parse_secret_file(text: &str) -> Result<Vec<WebhookSecret>, SecretError> {
+    let secrets = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            WebhookSecret::parse(line)
+                .map(|secret| secret.with_label(format!("secrets file line {}", n + 1)))
+                .map_err(|err| SecretError::InFileLine {
+                    line: n + 1,
+                    reason: Box::new(err),
+                })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if secrets.is_empty() {
         return Err(SecretError::Empty);
@@ -114,6 +196,15 @@ pub enum SecretError {
         "the webhook secret starts with `whsec_` but the rest is not valid base64; copy the whole secret from the sender again"
     )]
     InvalidBase64,
+    #[error(
+        "a webhook secret of {bytes} bytes is too short to be safe (at least 16); generate one with `openssl rand -hex 32`"
+    )]
+    TooShort { bytes: usize },
+    #[error("line {line} of the secrets file: {reason}")]
+    InFileLine {
+        line: usize,
+        reason: Box<SecretError>,
+    },
 }
 
 /// The signature-related request headers, borrowed from the request so this
@@ -252,13 +343,15 @@ fn verify_hex(
 ) -> Result<Verified, SignatureError> {
     let expected = parse_hex_signature(value)?;
     for (secret_index, secret) in secrets.iter().enumerate() {
-        let mut mac = secret.mac();
-        mac.update(body);
-        if mac.verify_slice(&expected).is_ok() {
-            return Ok(Verified {
-                scheme: SignatureScheme::HmacSha256Hex,
-                secret_index,
-            });
+        for key in secret.hex_keys() {
+            let mut mac = mac_for(key);
+            mac.update(body);
+            if mac.verify_slice(&expected).is_ok() {
+                return Ok(Verified {
+                    scheme: SignatureScheme::HmacSha256Hex,
+                    secret_index,
+                });
+            }
         }
     }
     Err(SignatureError::Mismatch)
@@ -542,7 +635,7 @@ mod tests {
     #[test]
     fn standard_webhooks_matches_last_of_several_entries() {
         let other = sign_standard(
-            &secret("whsec_AAAAAAAAAAAAAAAA"),
+            &secret("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
             SW_ID,
             SW_TIMESTAMP,
             SW_BODY,
@@ -729,12 +822,18 @@ mod tests {
     #[test]
     fn wrong_secret_is_a_mismatch() {
         let headers = hex_headers(GITHUB_SIGNATURE);
-        let result = verify_signature(&headers, GITHUB_BODY, &[secret("not it")], 0, TOLERANCE);
+        let result = verify_signature(
+            &headers,
+            GITHUB_BODY,
+            &[secret("not it, a wrong secret")],
+            0,
+            TOLERANCE,
+        );
         assert_eq!(result, Err(SignatureError::Mismatch));
         let result = verify_signature(
             &standard_headers(SW_ID, SW_TIMESTAMP_STR, SW_SIGNATURE),
             SW_BODY,
-            &[secret("whsec_AAAAAAAAAAAAAAAA")],
+            &[secret("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
             SW_TIMESTAMP,
             TOLERANCE,
         );
@@ -743,7 +842,7 @@ mod tests {
 
     #[test]
     fn rotated_secret_matches_with_its_index() {
-        let secrets = [secret("the new one"), secret(GITHUB_SECRET)];
+        let secrets = [secret("the new one, rotated in"), secret(GITHUB_SECRET)];
         let result = verify_signature(
             &hex_headers(GITHUB_SIGNATURE),
             GITHUB_BODY,
@@ -758,7 +857,10 @@ mod tests {
                 secret_index: 1
             })
         );
-        let secrets = [secret("whsec_AAAAAAAAAAAAAAAA"), secret(SW_SECRET)];
+        let secrets = [
+            secret("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            secret(SW_SECRET),
+        ];
         let result = verify_signature(
             &standard_headers(SW_ID, SW_TIMESTAMP_STR, SW_SIGNATURE),
             SW_BODY,
@@ -817,9 +919,18 @@ mod tests {
 
     #[test]
     fn whsec_secret_is_base64_decoded() {
-        assert_eq!(secret("whsec_aGVsbG8=").as_bytes(), b"hello");
-        assert_eq!(secret("  whsec_aGVsbG8  ").as_bytes(), b"hello");
-        assert_eq!(secret(" plain secret ").as_bytes(), b"plain secret");
+        assert_eq!(
+            secret("whsec_aGVsbG8gd29ybGQsIGhlbGxvIQ==").as_bytes(),
+            b"hello world, hello!"
+        );
+        assert_eq!(
+            secret("  whsec_aGVsbG8gd29ybGQsIGhlbGxvIQ  ").as_bytes(),
+            b"hello world, hello!"
+        );
+        assert_eq!(
+            secret(" plain secret, long ").as_bytes(),
+            b"plain secret, long"
+        );
     }
 
     #[test]
@@ -834,16 +945,102 @@ mod tests {
             WebhookSecret::parse("whsec_not base64!").unwrap_err(),
             SecretError::InvalidBase64
         );
+        assert_eq!(
+            WebhookSecret::parse("a").unwrap_err(),
+            SecretError::TooShort { bytes: 1 }
+        );
+        assert_eq!(
+            WebhookSecret::parse("whsec_AA==").unwrap_err(),
+            SecretError::TooShort { bytes: 1 }
+        );
+        assert_eq!(
+            WebhookSecret::parse("0123456789abcde").unwrap_err(),
+            SecretError::TooShort { bytes: 15 }
+        );
+        assert!(WebhookSecret::parse("0123456789abcdef").is_ok());
+        let message = WebhookSecret::parse("a").unwrap_err().to_string();
+        assert!(message.contains("openssl rand -hex 32"), "{message}");
+    }
+
+    #[test]
+    fn a_whsec_secret_shared_verbatim_verifies_the_hex_scheme_by_its_literal_bytes() {
+        // A sender handed `whsec_…` as a plain string signs with its bytes.
+        let verbatim = WebhookSecret::from_bytes(SW_SECRET.as_bytes().to_vec());
+        let signature = sign_hex(&verbatim, GITHUB_BODY);
+        let result = verify_signature(
+            &hex_headers(&signature),
+            GITHUB_BODY,
+            &[secret(SW_SECRET)],
+            0,
+            TOLERANCE,
+        );
+        assert_eq!(result, HEX_OK);
+        // The decoded key still works for the hex scheme too.
+        let decoded = sign_hex(&secret(SW_SECRET), GITHUB_BODY);
+        let result = verify_signature(
+            &hex_headers(&decoded),
+            GITHUB_BODY,
+            &[secret(SW_SECRET)],
+            0,
+            TOLERANCE,
+        );
+        assert_eq!(result, HEX_OK);
+    }
+
+    #[test]
+    fn the_literal_bytes_do_not_verify_standard_webhooks() {
+        let verbatim = WebhookSecret::from_bytes(SW_SECRET.as_bytes().to_vec());
+        let signature = sign_standard(&verbatim, SW_ID, SW_TIMESTAMP, SW_BODY);
+        assert_eq!(
+            verify_sw(&signature, SW_TIMESTAMP),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn a_secrets_file_holds_any_characters_one_per_line() {
+        let secrets =
+            parse_secret_file("first,with,commas and spaces\n\n  second-secret-value-here  \n")
+                .unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[0].as_bytes(), b"first,with,commas and spaces");
+        assert_eq!(secrets[0].label(), "secrets file line 1");
+        assert_eq!(secrets[1].as_bytes(), b"second-secret-value-here");
+        assert_eq!(secrets[1].label(), "secrets file line 3");
+        assert_eq!(parse_secret_file("\n \n").unwrap_err(), SecretError::Empty);
+        let err = parse_secret_file("long-enough-secret-1\nshort").unwrap_err();
+        assert_eq!(
+            err.to_string().split(':').next(),
+            Some("line 2 of the secrets file")
+        );
+    }
+
+    #[test]
+    fn a_masked_secret_shows_only_its_last_characters() {
+        let shown = secret("test-secret-0123456789abcdef").masked();
+        assert!(
+            shown.ends_with("cdef") && !shown.contains("test-secret"),
+            "{shown}"
+        );
+        assert_eq!(
+            parse_secret_list("first-long-secret-1,second-long-secret")
+                .unwrap()
+                .iter()
+                .map(WebhookSecret::label)
+                .collect::<Vec<_>>(),
+            ["LLM_WEBHOOK_SECRET #1", "LLM_WEBHOOK_SECRET #2"]
+        );
     }
 
     #[test]
     fn secret_list_skips_empty_items_and_needs_one() {
-        let secrets = parse_secret_list(" first, ,whsec_aGVsbG8=,").unwrap();
+        let secrets =
+            parse_secret_list(" first-secret-long, ,whsec_aGVsbG8gd29ybGQsIGhlbGxvIQ==,").unwrap();
         assert_eq!(secrets.len(), 2);
-        assert_eq!(secrets[1].as_bytes(), b"hello");
+        assert_eq!(secrets[1].as_bytes(), b"hello world, hello!");
         assert_eq!(parse_secret_list(" , ,").unwrap_err(), SecretError::Empty);
         assert_eq!(
-            parse_secret_list("ok,whsec_!!").unwrap_err(),
+            parse_secret_list("ok-long-enough-secret,whsec_!!").unwrap_err(),
             SecretError::InvalidBase64
         );
     }
@@ -852,7 +1049,10 @@ mod tests {
     fn secret_debug_is_redacted() {
         let shown = format!("{:?}", secret("hunter2-very-secret"));
         assert_eq!(shown, "WebhookSecret(..)");
-        let shown = format!("{:?}", parse_secret_list("hunter2,hunter3").unwrap());
+        let shown = format!(
+            "{:?}",
+            parse_secret_list("hunter2-long-secret,hunter3-long-secret").unwrap()
+        );
         assert!(!shown.contains("hunter"));
     }
 

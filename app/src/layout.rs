@@ -14,7 +14,7 @@ use crate::callbacks::window::CallbackWindow;
 use crate::theme::ThemeToggle;
 
 /// The admin tabs, in order. Each is a real page.
-const TABS: &[(&str, &str)] = &[("/admin/callbacks", "Callbacks")];
+const TABS: &[(&str, &str)] = &[("/admin/callbacks", "Callbacks"), ("/admin/users", "Users")];
 
 #[component]
 pub fn AdminLayout(children: Children) -> impl IntoView {

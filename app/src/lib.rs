@@ -3,6 +3,7 @@
 //! (`hydrate`).
 
 pub mod about;
+pub mod admin;
 pub mod auth;
 pub mod browser;
 pub mod callbacks;
@@ -18,6 +19,7 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+use crate::admin::users::UsersPage;
 use crate::auth::LoginPage;
 use crate::callbacks::history::CallbacksPage;
 use crate::layout::AdminLayout;
@@ -98,6 +100,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage />
                 // Async: the history table arrives with its data, never empty first.
                 <Route path=path!("/admin/callbacks") view=CallbacksRoute ssr=SsrMode::Async />
+                <Route path=path!("/admin/users") view=UsersRoute ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -108,6 +111,15 @@ fn CallbacksRoute() -> impl IntoView {
     view! {
         <AdminLayout>
             <CallbacksPage />
+        </AdminLayout>
+    }
+}
+
+#[component]
+fn UsersRoute() -> impl IntoView {
+    view! {
+        <AdminLayout>
+            <UsersPage />
         </AdminLayout>
     }
 }

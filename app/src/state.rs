@@ -1,14 +1,14 @@
 //! Server-side state that every server function and page can reach through
 //! Leptos context (provided per request by the server crate).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use inbox_core::accounts::PasswordHasherPool;
+use inbox_core::accounts::{ArgonTurns, LoginThrottle, PasswordHasherPool};
+use inbox_core::ingest::{IngestSettings, SecretRing};
 use inbox_core::store::Store;
 use leptos::config::LeptosOptions;
-
-use crate::auth::server::LoginThrottle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,12 +16,31 @@ pub struct AppState {
     pub store: Store,
     pub hasher: PasswordHasherPool,
     pub settings: Arc<DashboardSettings>,
+    /// The webhook's secrets and settings, for the settings page.
+    pub webhook: WebhookView,
     pub started_at: Instant,
 }
+
+/// What the settings page shows of the webhook.
+#[derive(Clone)]
+pub struct WebhookView {
+    pub secrets: SecretRing,
+    pub ingest: IngestSettings,
+    pub max_body_bytes: usize,
+    /// The URL senders use, e.g. `http://127.0.0.1:3000`.
+    pub base_url: String,
+}
+
+/// The client's address as the server decided it (trusted proxies applied),
+/// put into every request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
 
 /// Dashboard behaviour the operator configures.
 #[derive(Debug, Clone)]
 pub struct DashboardSettings {
+    /// Per-address turns for password checks.
+    pub argon_turns: Arc<ArgonTurns>,
     pub poll_interval_secs: u64,
     /// Absolute session lifetime, whatever the activity.
     pub session_max_secs: u64,

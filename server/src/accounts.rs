@@ -1,9 +1,8 @@
 //! Start-up side of accounts: the bootstrap admin and the session layer.
 
-use inbox_core::accounts::{PasswordHasherPool, Role};
+use inbox_core::accounts::{PasswordHasherPool, Role, random_password};
 use inbox_core::ingest::unix_micros;
 use inbox_core::store::Store;
-use rand::Rng;
 use time::OffsetDateTime;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
@@ -15,9 +14,11 @@ use crate::config::Config;
 pub const SESSION_COOKIE: &str = "inbox_session";
 const DEFAULT_ADMIN: &str = "admin@localhost";
 
-/// `INBOX_ADMIN_EMAIL` + `INBOX_ADMIN_PASSWORD` create or update that admin;
-/// with neither and no users, `admin@localhost` gets a random password,
-/// printed once.
+/// `INBOX_ADMIN_EMAIL` + `INBOX_ADMIN_PASSWORD` create that admin when no
+/// such account exists; an existing one is left alone (the CLI manages it,
+/// and a restart must not undo `admin disable` or a password reset). With
+/// neither and no users, `admin@localhost` gets a random password, printed
+/// once.
 pub async fn bootstrap_admin(
     store: &Store,
     hasher: &PasswordHasherPool,
@@ -26,9 +27,21 @@ pub async fn bootstrap_admin(
     let now_us = unix_micros(OffsetDateTime::now_utc());
     match (&config.admin_email, &config.admin_password) {
         (Some(email), Some(password)) => {
+            if store
+                .user_by_email(&email.trim().to_lowercase())
+                .await?
+                .is_some()
+            {
+                tracing::info!(
+                    email = %email.trim(),
+                    "INBOX_ADMIN_EMAIL exists already; left as it is (manage it with `callback-inbox admin`)"
+                );
+                return Ok(());
+            }
             let hash = hasher.hash(password).await?;
-            let user = store.upsert_admin(email, &hash, now_us).await?;
-            tracing::info!(email = %user.email, "admin account set from the configuration");
+            if store.create_admin_if_missing(email, &hash, now_us).await? {
+                tracing::info!(email = %email.trim(), "admin account created from the configuration");
+            }
         }
         (Some(_), None) | (None, Some(_)) => {
             return Err(StartupError::Config(
@@ -49,15 +62,6 @@ pub async fn bootstrap_admin(
         (None, None) => {}
     }
     Ok(())
-}
-
-/// 20 characters from an unambiguous alphabet (about 110 bits).
-pub fn random_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 /// Server-side sessions in the database: HttpOnly, SameSite=Lax cookie,

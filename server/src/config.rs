@@ -1,5 +1,5 @@
 //! Configuration: command-line flags with equal environment variables
-//! (ARCHITECTURE.md §3). A `.env` file is read first by `main`.
+//! (README, "Configuration"). A `.env` file is read first by `main`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -43,7 +43,8 @@ pub enum AdminCommand {
         #[arg(long, default_value = "admin")]
         role: inbox_core::accounts::Role,
     },
-    /// Set a new password, read from stdin (or a no-echo prompt).
+    /// Set a new password, read from stdin (or a no-echo prompt); the
+    /// account's sessions end.
     ResetPassword {
         #[arg(long)]
         email: String,
@@ -54,6 +55,18 @@ pub enum AdminCommand {
     Disable {
         #[arg(long)]
         email: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Change the role of an account (admin or viewer).
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: inbox_core::accounts::Role,
     },
 }
 
@@ -119,6 +132,11 @@ pub struct Config {
     )]
     pub webhook_secret: Option<String>,
 
+    /// A file with one webhook secret per line (any characters, commas
+    /// included), used beside --webhook-secret.
+    #[arg(long, env = "LLM_WEBHOOK_SECRETS_FILE", global = true)]
+    pub webhook_secrets_file: Option<PathBuf>,
+
     /// `enforce`: reject missing/invalid signatures with 401; `flag`: store them marked invalid.
     #[arg(
         long,
@@ -155,7 +173,8 @@ pub struct Config {
     )]
     pub poll_interval_secs: u64,
 
-    /// Create or update this admin at start-up (with --admin-password).
+    /// Create this admin at start-up when no such account exists (with
+    /// --admin-password); an existing account is left alone.
     #[arg(long, env = "INBOX_ADMIN_EMAIL", global = true)]
     pub admin_email: Option<String>,
 
@@ -199,6 +218,36 @@ pub struct Config {
         global = true
     )]
     pub session_max_secs: u64,
+
+    /// A client must send its request headers within this time, and a
+    /// kept-alive connection is closed after being idle this long.
+    #[arg(
+        long,
+        env = "INBOX_HEADER_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+
+    /// A webhook body must arrive whole within this time (408 otherwise);
+    /// every other request body must keep arriving (no gap this long).
+    #[arg(
+        long,
+        env = "INBOX_BODY_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub body_timeout_secs: u64,
+
+    /// Most bytes of webhook bodies held in memory by all requests together;
+    /// beyond it requests get 503 with Retry-After.
+    #[arg(
+        long,
+        env = "INBOX_MAX_INFLIGHT_BODY_BYTES",
+        default_value_t = 64 * 1_048_576,
+        global = true
+    )]
+    pub max_inflight_body_bytes: usize,
 
     /// Delay after the first failed sign-in, doubling per failure (0 disables).
     #[arg(

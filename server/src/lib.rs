@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod config;
+pub mod connection;
+pub mod data_files;
 pub mod request_id;
 pub mod security;
 pub mod site;
@@ -13,8 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::auth::server::LoginThrottle;
-use app::state::{AppState, DashboardSettings};
+use app::state::{AppState, DashboardSettings, WebhookView};
 use app::{App, shell};
 use axum::Router;
 use axum::extract::{Request, State};
@@ -23,7 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::StatusCode;
 use http::header::LOCATION;
-use inbox_core::accounts::{AccountError, PasswordHasherPool};
+use inbox_core::accounts::{AccountError, LoginThrottle, PasswordHasherPool};
 use inbox_core::ingest::{IngestSettings, RingError, SecretRing, SecretSource, curl_example};
 use inbox_core::store::{Store, StoreError};
 use leptos::prelude::provide_context;
@@ -31,7 +32,8 @@ use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_cont
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::webhook::WebhookState;
+use crate::connection::ConnectionLimits;
+use crate::webhook::{BodyBudget, WebhookState};
 
 /// How often generated secrets are re-read (a `secret rotate` from another
 /// process takes effect within this time).
@@ -58,16 +60,33 @@ pub enum StartupError {
     Serve(std::io::Error),
 }
 
-/// A ready server: its router and the state behind it.
+/// A ready server: its router, the state behind it and its connection limits.
 pub struct Server {
     pub router: Router,
     pub store: Store,
+    pub limits: ConnectionLimits,
 }
 
 /// Opens the database, loads secrets and builds the router.
 pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
+    data_files::protect_sqlite_files(&config.database_url)?;
     let store = Store::open(&config.database_url).await?;
-    let (secrets, fresh) = SecretRing::load(&store, config.webhook_secret.as_deref()).await?;
+    data_files::protect_sqlite_files(&config.database_url)?;
+    let secrets_file = match &config.webhook_secrets_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
+            StartupError::Config(format!(
+                "cannot read LLM_WEBHOOK_SECRETS_FILE {}: {err}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let (secrets, fresh) = SecretRing::load(
+        &store,
+        config.webhook_secret.as_deref(),
+        secrets_file.as_deref(),
+    )
+    .await?;
     if let Some(fresh) = fresh {
         print_secret_banner(
             "A webhook secret was generated and stored",
@@ -89,6 +108,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         store: store.clone(),
         hasher,
         settings: Arc::new(DashboardSettings {
+            argon_turns: Arc::default(),
             poll_interval_secs: config.poll_interval_secs,
             session_max_secs: config.session_max_secs,
             login_throttle: LoginThrottle {
@@ -97,6 +117,15 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
                 ..LoginThrottle::default()
             },
         }),
+        webhook: WebhookView {
+            secrets: secrets.clone(),
+            ingest: IngestSettings {
+                mode: config.signature_mode,
+                timestamp_tolerance_secs: config.timestamp_tolerance_secs,
+            },
+            max_body_bytes: config.max_body_bytes,
+            base_url: config.base_url(),
+        },
         started_at: Instant::now(),
     };
     let security = Arc::new(security::SecuritySettings {
@@ -116,6 +145,8 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             timestamp_tolerance_secs: config.timestamp_tolerance_secs,
         },
         max_body_bytes: config.max_body_bytes,
+        body_timeout: Duration::from_secs(config.body_timeout_secs),
+        budget: BodyBudget::new(config.max_inflight_body_bytes),
     };
 
     let context = {
@@ -161,8 +192,19 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             security::record_client_address,
         ))
         .layer(from_fn_with_state(security, security::security_headers))
+        .layer(axum::middleware::from_fn(security::normalize_dot_segments))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(config.body_timeout_secs),
+        ))
         .layer(axum::middleware::from_fn(request_id::assign_request_id));
-    Ok(Server { router, store })
+    let limits = ConnectionLimits {
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
+    };
+    Ok(Server {
+        router,
+        store,
+        limits,
+    })
 }
 
 /// Serves until `shutdown` completes, then drains connections and flushes
@@ -172,14 +214,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let Server { router, store } = server;
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(StartupError::Serve)?;
+    let Server {
+        router,
+        store,
+        limits,
+    } = server;
+    connection::serve_connections(listener, router, limits, shutdown).await;
     store.flush().await?;
     Ok(())
 }

@@ -53,10 +53,17 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
-    let store = Store::open(&config.database_url)
-        .await
+/// Opens the database as the server does: owner-only files.
+async fn open_store(config: &Config) -> Result<Store, String> {
+    inbox_server::data_files::protect_sqlite_files(&config.database_url)
         .map_err(|e| e.to_string())?;
+    Store::open(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
+    let store = open_store(config).await?;
     let hasher = PasswordHasherPool::default();
     let now_us = unix_micros(OffsetDateTime::now_utc());
     match command {
@@ -72,11 +79,14 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
         AdminCommand::ResetPassword { email } => {
             let password = read_password()?;
             let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
-            store
-                .set_password(&email, &hash)
+            let user = store
+                .set_password(&email, &hash, now_us)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("password of {} changed", email.trim().to_lowercase());
+            println!(
+                "password of {} changed; their sessions have ended",
+                user.email
+            );
         }
         AdminCommand::List => {
             for user in store.list_users().await.map_err(|e| e.to_string())? {
@@ -86,13 +96,24 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
         }
         AdminCommand::Disable { email } => {
             let user = store
-                .set_disabled(&email, true)
+                .set_disabled(&email, true, now_us)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
-                "disabled {}; their sessions end with their next request",
-                user.email
-            );
+            println!("disabled {}; their sessions have ended", user.email);
+        }
+        AdminCommand::Enable { email } => {
+            let user = store
+                .set_disabled(&email, false, now_us)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("enabled {}", user.email);
+        }
+        AdminCommand::SetRole { email, role } => {
+            let user = store
+                .set_role(&email, role)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} is now {}", user.email, user.role.as_str());
         }
     }
     Ok(())
@@ -121,15 +142,13 @@ fn read_password() -> Result<String, String> {
 }
 
 async fn secret(command: SecretCommand, config: &Config) -> Result<(), String> {
-    if config.webhook_secret.is_some() {
+    if config.webhook_secret.is_some() || config.webhook_secrets_file.is_some() {
         return Err(
-            "LLM_WEBHOOK_SECRET is set, so it is the secret in use; change it where it is configured"
+            "LLM_WEBHOOK_SECRET or LLM_WEBHOOK_SECRETS_FILE is set, so those secrets are in use; change them where they are configured"
                 .to_owned(),
         );
     }
-    let store = Store::open(&config.database_url)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = open_store(config).await?;
     let now_us = unix_micros(OffsetDateTime::now_utc());
     match command {
         SecretCommand::Show => {

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use app::auth::server::{ClientAddress, session_user};
-use app::state::AppState;
+use app::auth::server::session_user;
+use app::state::{AppState, ClientAddress};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -85,7 +85,7 @@ pub async fn reject_cross_origin(
     next.run(request).await
 }
 
-/// The cross-origin rule of ARCHITECTURE.md §3.
+/// The cross-origin rule (README, "Security").
 pub fn is_cross_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
     let text = |name| {
         headers
@@ -135,6 +135,62 @@ pub async fn security_headers(
         );
     }
     response
+}
+
+/// Sends a path with dot segments (`/x/../admin`, also percent-encoded) or
+/// empty segments to its normal form with a 308, so that every later check
+/// sees the path the router will serve.
+pub async fn normalize_dot_segments(request: Request, next: Next) -> Response {
+    let Some(normal) = normalized_path(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let location = match request.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    (StatusCode::PERMANENT_REDIRECT, [(LOCATION, location)]).into_response()
+}
+
+/// The path with `.`/`..` segments resolved and empty ones dropped, or
+/// `None` when it is already normal.
+pub fn normalized_path(path: &str) -> Option<String> {
+    let is_dot = |seg: &str| seg == "." || seg.eq_ignore_ascii_case("%2e");
+    let is_dot_dot = |seg: &str| {
+        seg.len() >= 2 && seg.len() <= 6 && seg.replace("%2e", ".").replace("%2E", ".") == ".."
+    };
+    let rest = path.strip_prefix('/')?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let last = segments.len() - 1;
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    let mut changed = false;
+    let mut trailing_slash = false;
+    for (i, segment) in segments.into_iter().enumerate() {
+        if is_dot(segment) {
+            changed = true;
+            trailing_slash = i == last;
+        } else if is_dot_dot(segment) {
+            changed = true;
+            out.pop();
+            trailing_slash = i == last;
+        } else if segment.is_empty() {
+            if i == last {
+                trailing_slash = true;
+            } else {
+                changed = true;
+            }
+        } else {
+            out.push(segment);
+            trailing_slash = false;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    let mut normal = format!("/{}", out.join("/"));
+    if trailing_slash && !out.is_empty() {
+        normal.push('/');
+    }
+    Some(normal)
 }
 
 /// Admin pages need a signed-in user; without one the browser goes to the
@@ -233,6 +289,29 @@ mod tests {
             &headers(&[("origin", "null"), ("host", "a")]),
             None
         ));
+    }
+
+    #[test]
+    fn dot_segments_are_resolved_before_any_check() {
+        assert_eq!(normalized_path("/admin/callbacks"), None);
+        assert_eq!(normalized_path("/admin/"), None);
+        assert_eq!(normalized_path("/"), None);
+        assert_eq!(
+            normalized_path("/x/../admin/callbacks").as_deref(),
+            Some("/admin/callbacks")
+        );
+        assert_eq!(
+            normalized_path("/x/%2e%2E/admin/callbacks").as_deref(),
+            Some("/admin/callbacks")
+        );
+        assert_eq!(normalized_path("/./admin").as_deref(), Some("/admin"));
+        assert_eq!(
+            normalized_path("//admin//users").as_deref(),
+            Some("/admin/users")
+        );
+        assert_eq!(normalized_path("/../../..").as_deref(), Some("/"));
+        assert_eq!(normalized_path("/admin/..").as_deref(), Some("/"));
+        assert_eq!(normalized_path("/a/b/.").as_deref(), Some("/a/b/"));
     }
 
     #[test]

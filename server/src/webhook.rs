@@ -2,11 +2,18 @@
 //!
 //! Reads the raw body under a hard limit, hands it to the ingest service,
 //! maps the result to a status code (here, in [`Rejection::status`]) and
-//! writes one audit row for every request, accepted or not.
+//! records every request in the audit log, accepted or not.
+//!
+//! What a hostile client can cost is bounded before the body is read: in
+//! `enforce` mode a request without any signature header is answered 401
+//! at once; the whole body must arrive within the body timeout; and the
+//! bodies held in memory by all requests together stay under a byte budget
+//! (over it: 503 with `Retry-After`, which real senders retry).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::auth::server::ClientAddress;
+use app::state::ClientAddress;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -14,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use inbox_core::delivery::DeliveryId;
+use inbox_core::ingest::SignatureMode;
 use inbox_core::ingest::{
     Accepted, IngestError, IngestSettings, SecretRing, WebhookRequest, ingest_callback, unix_micros,
 };
@@ -21,12 +29,15 @@ use inbox_core::signature::SignatureHeaders;
 use inbox_core::store::{DeliveryOutcome, DeliveryRecord, Store};
 use serde_json::json;
 use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::request_id::RequestId;
 
 /// After deciding 413, keep reading (and discarding) at most this long so a
 /// sender that writes its whole body still reads our answer.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a sender is told to wait before retrying when we are out of room.
+const RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Clone)]
 pub struct WebhookState {
@@ -34,6 +45,43 @@ pub struct WebhookState {
     pub secrets: SecretRing,
     pub settings: IngestSettings,
     pub max_body_bytes: usize,
+    /// The whole body must arrive within this time.
+    pub body_timeout: Duration,
+    pub budget: BodyBudget,
+}
+
+/// The bytes of webhook bodies that all requests together may hold in
+/// memory at once. A body takes its share as it arrives and gives it back
+/// when its request is answered.
+#[derive(Clone)]
+pub struct BodyBudget {
+    bytes: Arc<Semaphore>,
+}
+
+impl BodyBudget {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            bytes: Arc::new(Semaphore::new(max_bytes.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// Takes `bytes` more for `held`, or fails at once when there is no room.
+    fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), Rejection> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let count = u32::try_from(bytes).map_err(|_| Rejection::Overloaded)?;
+        let permit = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(count)
+            .map_err(|_| Rejection::Overloaded)?;
+        match held {
+            Some(existing) => existing.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
 }
 
 pub async fn receive_callback(State(state): State<WebhookState>, request: Request) -> Response {
@@ -46,9 +94,32 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
         .get::<ClientAddress>()
         .map(|address| address.0);
 
+    let headers = &parts.headers;
+    let signature = SignatureHeaders {
+        x_webhook_signature: header(headers, "x-webhook-signature"),
+        webhook_id: header(headers, "webhook-id"),
+        webhook_timestamp: header(headers, "webhook-timestamp"),
+        webhook_signature: header(headers, "webhook-signature"),
+    };
     let mut body_bytes = 0;
-    let result =
-        match read_limited(body, declared_length(&parts.headers), state.max_body_bytes).await {
+    // Held until the answer is sent: the body stays in memory until then.
+    let mut budget_share = None;
+    let result = if state.settings.mode == SignatureMode::Enforce && signature.scheme().is_none() {
+        // Nothing could make this request valid: answer before reading a byte.
+        Err(Rejection::Ingest(IngestError::MissingSignature))
+    } else {
+        let read = read_limited(
+            body,
+            declared_length(headers),
+            state.max_body_bytes,
+            &state.budget,
+            &mut budget_share,
+        );
+        let read = match tokio::time::timeout(state.body_timeout, read).await {
+            Ok(read) => read,
+            Err(_) => Err(Rejection::BodyTimeout),
+        };
+        match read {
             Err(rejection) => {
                 if let Rejection::TooLarge { received, .. } = rejection {
                     body_bytes = received;
@@ -57,14 +128,8 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
             }
             Ok(body) => {
                 body_bytes = body.len() as u64;
-                let headers = &parts.headers;
                 let request = WebhookRequest {
-                    signature: SignatureHeaders {
-                        x_webhook_signature: header(headers, "x-webhook-signature"),
-                        webhook_id: header(headers, "webhook-id"),
-                        webhook_timestamp: header(headers, "webhook-timestamp"),
-                        webhook_signature: header(headers, "webhook-signature"),
-                    },
+                    signature,
                     event_header: header(headers, "x-webhook-event"),
                     body: &body,
                 };
@@ -73,8 +138,17 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
                     .await
                     .map_err(Rejection::Ingest)
             }
-        };
+        }
+    };
 
+    let authenticated = match &result {
+        Ok(accepted) => accepted.signature_valid,
+        // Only a verified sender gets as far as the JSON check in enforce mode.
+        Err(Rejection::Ingest(IngestError::NotJson(_) | IngestError::NotAnObject(_))) => {
+            state.settings.mode == SignatureMode::Enforce
+        }
+        Err(_) => false,
+    };
     let (outcome, status, callback_id, llm_callback_id, scheme) = match &result {
         Ok(accepted) => (
             if accepted.duplicate {
@@ -102,12 +176,21 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
         callback_id,
         llm_callback_id,
         signature_scheme: scheme,
+        authenticated,
+        count: 1,
     });
+    drop(budget_share);
 
     match result {
         Ok(accepted) => (
             StatusCode::OK,
             Json(json!({ "received": true, "id": accepted.id, "duplicate": accepted.duplicate })),
+        )
+            .into_response(),
+        Err(Rejection::Overloaded) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+            Json(json!({ "error": Rejection::Overloaded.message() })),
         )
             .into_response(),
         Err(rejection) => (
@@ -139,7 +222,9 @@ fn log_outcome(
         }
         Err(rejection) => tracing::info!(
             outcome = outcome.as_str(),
-            reason = %rejection.message(),
+            // For signatures: which check failed (the client only reads a
+            // generic message). Never a secret.
+            reason = %rejection.log_reason(),
             processing_us,
             "callback rejected"
         ),
@@ -155,6 +240,9 @@ enum Rejection {
         declared: Option<u64>,
     },
     BodyRead(String),
+    BodyTimeout,
+    /// The in-flight body budget is used up.
+    Overloaded,
     Ingest(IngestError),
 }
 
@@ -164,10 +252,12 @@ impl Rejection {
         match self {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Ingest(err) => match err {
                 IngestError::MissingSignature
-                | IngestError::InvalidSignature
-                | IngestError::StaleTimestamp => StatusCode::UNAUTHORIZED,
+                | IngestError::InvalidSignature(_)
+                | IngestError::StaleTimestamp(_) => StatusCode::UNAUTHORIZED,
                 IngestError::NotJson(_) | IngestError::NotAnObject(_) => StatusCode::BAD_REQUEST,
                 IngestError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -178,6 +268,8 @@ impl Rejection {
         match self {
             Self::TooLarge { .. } => DeliveryOutcome::TooLarge,
             Self::BodyRead(_) => DeliveryOutcome::Malformed,
+            Self::BodyTimeout => DeliveryOutcome::BodyTimeout,
+            Self::Overloaded => DeliveryOutcome::Overloaded,
             Self::Ingest(err) => err.outcome(),
         }
     }
@@ -201,15 +293,34 @@ impl Rejection {
                 )
             }
             Self::BodyRead(err) => format!("could not read the request body: {err}"),
+            Self::BodyTimeout => {
+                "the body did not arrive in time; send the whole body at once".to_owned()
+            }
+            Self::Overloaded => {
+                format!("too many requests in progress; retry in {RETRY_AFTER_SECS} s")
+            }
             Self::Ingest(
                 IngestError::MissingSignature
-                | IngestError::InvalidSignature
-                | IngestError::StaleTimestamp,
+                | IngestError::InvalidSignature(_)
+                | IngestError::StaleTimestamp(_),
             ) => "invalid or missing webhook signature".to_owned(),
             Self::Ingest(IngestError::Store(_)) => {
                 "the callback could not be stored; retry later".to_owned()
             }
             Self::Ingest(err) => err.to_string(),
+        }
+    }
+}
+
+impl Rejection {
+    /// What the log says: the exact check that failed, unlike [`Self::message`].
+    fn log_reason(&self) -> String {
+        match self {
+            Self::Ingest(
+                err @ (IngestError::InvalidSignature(_) | IngestError::StaleTimestamp(_)),
+            ) => err.to_string(),
+            Self::Ingest(IngestError::MissingSignature) => "no signature header".to_owned(),
+            other => other.message(),
         }
     }
 }
@@ -222,11 +333,14 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     header(headers, "content-length").and_then(|value| value.trim().parse().ok())
 }
 
-/// Reads the whole body, but never holds more than `limit` bytes of it.
+/// Reads the whole body, but never holds more than `limit` bytes of it,
+/// taking each byte held from the shared budget first.
 async fn read_limited(
     mut body: Body,
     declared: Option<u64>,
     limit: usize,
+    budget: &BodyBudget,
+    held: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<Bytes, Rejection> {
     if declared.is_some_and(|length| length > limit as u64) {
         let received = drain(body, 0, limit).await;
@@ -236,9 +350,13 @@ async fn read_limited(
             declared,
         });
     }
-    let mut buffer = Vec::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
+    // A declared length is taken whole up front, so a flood of large bodies
+    // is refused before any of them is read.
+    let reserved = declared.map_or(0, |len| len as usize);
+    budget.take(held, reserved)?;
+    let mut buffer = Vec::with_capacity(reserved.max(1024).min(limit));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| Rejection::BodyRead(err.to_string()))?;
+        let frame = frame.map_err(body_error)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -250,9 +368,25 @@ async fn read_limited(
                 declared,
             });
         }
+        let beyond_reserved =
+            (buffer.len() + data.len()).saturating_sub(reserved.max(buffer.len()));
+        budget.take(held, beyond_reserved)?;
         buffer.extend_from_slice(&data);
     }
     Ok(Bytes::from(buffer))
+}
+
+/// A failed body read: a stalled body (the router's per-frame timeout) is
+/// a timeout, anything else a broken request.
+fn body_error(err: axum::Error) -> Rejection {
+    let inner = err.into_inner();
+    if inner
+        .downcast_ref::<tower_http::timeout::TimeoutError>()
+        .is_some()
+    {
+        return Rejection::BodyTimeout;
+    }
+    Rejection::BodyRead(inner.to_string())
 }
 
 /// Discards the rest of an oversized body, up to twice the limit or

@@ -33,8 +33,8 @@ async fn me_status(server: &TestServer, cookie: &str) -> reqwest::StatusCode {
         .status()
 }
 
-/// Valid arguments for every server function, by endpoint. The guard test
-/// fails when a server function exists that is not listed here.
+/// Valid arguments for every server function, by endpoint. The guard tests
+/// fail when a server function exists that is not listed here.
 fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>> {
     let id = "0190f2b4-7a51-7cc2-9a5e-3f1f4b2c9d10";
     BTreeMap::from([
@@ -50,34 +50,63 @@ fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>
         ("/api/callbacks/mark-viewed", vec![("id", id)]),
         ("/api/callbacks/mark-all-viewed", vec![]),
         ("/api/callbacks/history", vec![("q", "job")]),
+        ("/api/admin/users", vec![]),
+        (
+            "/api/admin/users/invite",
+            vec![("email", "invited@example.com"), ("role", "viewer")],
+        ),
+        (
+            "/api/admin/users/set-role",
+            vec![("email", VIEWER_EMAIL), ("role", "viewer")],
+        ),
+        (
+            "/api/admin/users/set-disabled",
+            vec![("email", VIEWER_EMAIL), ("disabled", "false")],
+        ),
+        ("/api/admin/settings", vec![]),
     ])
 }
 
-/// Server functions a viewer may not call.
-const ADMIN_ONLY: &[&str] = &[];
+/// Server functions under this prefix need the admin role; all others the viewer role.
+const ADMIN_PREFIX: &str = "/api/admin/";
+
+/// Every server function the app registers (leptos's registry, not a list
+/// kept by hand), with its valid arguments. Logout comes last, as it ends
+/// the session the others are called with.
+fn registered_server_functions() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let known = valid_arguments();
+    let mut registered: Vec<&'static str> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path)
+        .collect();
+    registered.sort_unstable();
+    registered.dedup();
+    for path in &registered {
+        assert!(
+            known.contains_key(path),
+            "new server function {path}: add it to valid_arguments()"
+        );
+    }
+    for path in known.keys() {
+        assert!(
+            registered.contains(path),
+            "{path} is in valid_arguments() but not registered: {registered:?}"
+        );
+    }
+    registered.sort_by_key(|path| *path == "/api/auth/logout");
+    registered
+        .into_iter()
+        .map(|path| (path, known[path].clone()))
+        .collect()
+}
 
 #[tokio::test]
 async fn every_server_function_but_login_answers_401_without_a_session() {
     let server = TestServer::start().await;
-    let registered: Vec<String> = leptos::server_fn::axum::server_fn_paths()
-        .map(|(path, _)| path.to_owned())
-        .collect();
-    let known = valid_arguments();
-    assert!(
-        registered.len() >= known.len(),
-        "registered: {registered:?}"
-    );
-    for path in &registered {
-        assert!(
-            known.contains_key(path.as_str()),
-            "new server function {path}: add it to valid_arguments()"
-        );
-    }
-    for (path, fields) in &known {
-        if *path == "/api/auth/login" {
+    for (path, fields) in registered_server_functions() {
+        if path == "/api/auth/login" {
             continue;
         }
-        let response = server.call(path, None, fields).await;
+        let response = server.call(path, None, &fields).await;
         assert_eq!(response.status(), 401, "{path}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "sign in to continue", "{path}");
@@ -85,22 +114,300 @@ async fn every_server_function_but_login_answers_401_without_a_session() {
 }
 
 #[tokio::test]
-async fn viewers_get_403_from_admin_only_functions_and_200_from_the_rest() {
+async fn viewers_get_403_from_every_admin_function_and_not_from_the_rest() {
     let server = TestServer::start().await;
     add_viewer(&server).await;
     let cookie = server.login(VIEWER_EMAIL, VIEWER_PASSWORD).await.unwrap();
-    for (path, fields) in valid_arguments() {
-        if path == "/api/auth/login" || path == "/api/auth/logout" {
+    let functions = registered_server_functions();
+    let admin_functions = functions
+        .iter()
+        .filter(|(path, _)| path.starts_with(ADMIN_PREFIX))
+        .count();
+    assert!(admin_functions >= 5, "{functions:?}");
+    for (path, fields) in functions {
+        // Signing in again would replace the viewer's session.
+        if path == "/api/auth/login" {
             continue;
         }
-        let status = server.call(path, Some(&cookie), &fields).await.status();
-        if ADMIN_ONLY.contains(&path) {
+        let response = server.call(path, Some(&cookie), &fields).await;
+        let status = response.status();
+        if path.starts_with(ADMIN_PREFIX) {
             assert_eq!(status, 403, "{path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "forbidden", "{path}");
         } else {
             assert_ne!(status, 401, "{path}");
             assert_ne!(status, 403, "{path}");
         }
     }
+}
+
+#[tokio::test]
+async fn admins_get_2xx_from_every_admin_function() {
+    let server = TestServer::start().await;
+    add_viewer(&server).await;
+    let cookie = server.login_admin().await;
+    for (path, fields) in registered_server_functions() {
+        if !path.starts_with(ADMIN_PREFIX) {
+            continue;
+        }
+        let response = server.call(path, Some(&cookie), &fields).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {body}");
+    }
+}
+
+async fn admin_call(
+    server: &TestServer,
+    cookie: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, Value) {
+    let response = server.call(path, Some(cookie), fields).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn invited_users_sign_in_with_the_password_shown_once_and_duplicates_are_400() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let invite = [("email", " New.User@Example.com"), ("role", "viewer")];
+    let (status, invitation) =
+        admin_call(&server, &admin, "/api/admin/users/invite", &invite).await;
+    assert_eq!(status, 200, "{invitation}");
+    assert_eq!(invitation["email"], "new.user@example.com");
+    assert_eq!(invitation["role"], "viewer");
+    let password = invitation["password"].as_str().unwrap();
+    assert!(password.len() >= 12, "{invitation}");
+    assert_eq!(invitation.as_object().unwrap().len(), 3, "{invitation}");
+
+    let cookie = server
+        .login("new.user@example.com", password)
+        .await
+        .unwrap();
+    let me: Value = server
+        .call("/api/auth/me", Some(&cookie), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "viewer");
+
+    let (status, duplicate) = admin_call(
+        &server,
+        &admin,
+        "/api/admin/users/invite",
+        &[("email", "NEW.USER@example.com"), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(status, 400, "{duplicate}");
+    assert!(
+        duplicate["error"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{duplicate}"
+    );
+    for bad in [
+        [("email", "not-an-email"), ("role", "viewer")],
+        [("email", "other@example.com"), ("role", "owner")],
+    ] {
+        let (status, body) = admin_call(&server, &admin, "/api/admin/users/invite", &bad).await;
+        assert_eq!(status, 400, "{bad:?}: {body}");
+    }
+
+    let response = server.call("/api/admin/users", Some(&admin), &[]).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        !text.contains("argon2") && !text.contains(password),
+        "{text}"
+    );
+    let users: Value = serde_json::from_str(&text).unwrap();
+    let emails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, [ADMIN_EMAIL, "new.user@example.com"]);
+    let invited = &users[1];
+    assert_eq!(invited["role"], "viewer");
+    assert_eq!(invited["disabled"], false);
+    assert!(invited["created_at"].is_string(), "{invited}");
+    assert!(invited["last_login_at"].is_string(), "{invited}");
+    assert!(users[0].get("password").is_none(), "{users}");
+}
+
+#[tokio::test]
+async fn a_promoted_viewer_can_call_admin_functions_and_admins_cannot_demote_themselves() {
+    let server = TestServer::start().await;
+    add_viewer(&server).await;
+    let admin = server.login_admin().await;
+    let viewer = server.login(VIEWER_EMAIL, VIEWER_PASSWORD).await.unwrap();
+    let (status, _) = admin_call(&server, &viewer, "/api/admin/users", &[]).await;
+    assert_eq!(status, 403);
+
+    let promote = [("email", VIEWER_EMAIL), ("role", "admin")];
+    let (status, user) = admin_call(&server, &admin, "/api/admin/users/set-role", &promote).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["role"], "admin");
+    // The same session sees the new role at its next request.
+    let (status, _) = admin_call(&server, &viewer, "/api/admin/users", &[]).await;
+    assert_eq!(status, 200);
+
+    let demote_self = [("email", ADMIN_EMAIL), ("role", "viewer")];
+    let (status, body) =
+        admin_call(&server, &admin, "/api/admin/users/set-role", &demote_self).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("your own admin role"),
+        "{body}"
+    );
+    let (status, _) = admin_call(&server, &admin, "/api/admin/users", &[]).await;
+    assert_eq!(status, 200, "still an admin");
+
+    // Another admin may demote them, though.
+    let (status, user) =
+        admin_call(&server, &viewer, "/api/admin/users/set-role", &demote_self).await;
+    assert_eq!(status, 200, "{user}");
+    let (status, _) = admin_call(&server, &admin, "/api/admin/users", &[]).await;
+    assert_eq!(status, 403);
+
+    let unknown = [("email", "nobody@example.com"), ("role", "admin")];
+    let (status, _) = admin_call(&server, &viewer, "/api/admin/users/set-role", &unknown).await;
+    assert_eq!(status, 404);
+    let bad_role = [("email", ADMIN_EMAIL), ("role", "root")];
+    let (status, _) = admin_call(&server, &viewer, "/api/admin/users/set-role", &bad_role).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn disabling_through_the_api_ends_the_session_and_enabling_allows_sign_in_again() {
+    let server = TestServer::start().await;
+    add_viewer(&server).await;
+    let admin = server.login_admin().await;
+    let viewer = server.login(VIEWER_EMAIL, VIEWER_PASSWORD).await.unwrap();
+    assert_eq!(me_status(&server, &viewer).await, 200);
+
+    let disable = [("email", VIEWER_EMAIL), ("disabled", "true")];
+    let (status, user) =
+        admin_call(&server, &admin, "/api/admin/users/set-disabled", &disable).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["disabled"], true);
+    assert_eq!(me_status(&server, &viewer).await, 401);
+    let refused = server
+        .login(VIEWER_EMAIL, VIEWER_PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), 401);
+
+    let enable = [("email", VIEWER_EMAIL), ("disabled", "false")];
+    let (status, user) =
+        admin_call(&server, &admin, "/api/admin/users/set-disabled", &enable).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["disabled"], false);
+    assert_eq!(
+        me_status(&server, &viewer).await,
+        401,
+        "enabling does not bring old sessions back"
+    );
+    let again = server.login(VIEWER_EMAIL, VIEWER_PASSWORD).await.unwrap();
+    assert_eq!(me_status(&server, &again).await, 200);
+
+    let disable_self = [("email", ADMIN_EMAIL), ("disabled", "true")];
+    let (status, body) = admin_call(
+        &server,
+        &admin,
+        "/api/admin/users/set-disabled",
+        &disable_self,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(me_status(&server, &admin).await, 200);
+
+    let unknown = [("email", "nobody@example.com"), ("disabled", "true")];
+    let (status, _) = admin_call(&server, &admin, "/api/admin/users/set-disabled", &unknown).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn settings_show_the_configuration_with_secrets_masked() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let response = server.call("/api/admin/settings", Some(&admin), &[]).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(support::SECRET), "{text}");
+    // Not even a fragment long enough to narrow the secret down.
+    let secret: Vec<char> = support::SECRET.chars().collect();
+    for window in secret.windows(8) {
+        let fragment: String = window.iter().collect();
+        assert!(!text.contains(&fragment), "{fragment} in {text}");
+    }
+    let settings: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(settings["signature_mode"], "enforce");
+    assert_eq!(settings["max_body_bytes"], 1_048_576);
+    assert_eq!(settings["timestamp_tolerance_secs"], 300);
+    assert_eq!(settings["poll_interval_secs"], 10);
+    assert!(
+        settings["webhook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/webhooks/llm-callback"),
+        "{settings}"
+    );
+    let secrets = settings["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 1, "{settings}");
+    let masked = secrets[0]["masked"].as_str().unwrap();
+    let tail = &support::SECRET[support::SECRET.len() - 4..];
+    assert!(masked.ends_with(tail) && masked.contains('•'), "{masked}");
+    assert!(secrets[0]["label"].is_string(), "{settings}");
+}
+
+#[tokio::test]
+async fn the_users_page_lists_users_for_admins_and_explains_itself_to_viewers() {
+    let server = TestServer::start().await;
+    add_viewer(&server).await;
+    let page = |cookie: String| {
+        let server = &server;
+        async move {
+            let response = server
+                .client
+                .get(server.url("/admin/users"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let admin_html = page(server.login_admin().await).await;
+    assert!(
+        admin_html.contains("href=\"/admin/users\""),
+        "the Users tab"
+    );
+    assert!(admin_html.contains(VIEWER_EMAIL), "{admin_html}");
+    assert!(admin_html.contains("Invite a user"), "{admin_html}");
+    assert!(
+        admin_html.contains(&format!("aria-label=\"Role of {VIEWER_EMAIL}\"")),
+        "{admin_html}"
+    );
+    assert!(!admin_html.contains("Only admins"), "{admin_html}");
+
+    let viewer_html = page(server.login(VIEWER_EMAIL, VIEWER_PASSWORD).await.unwrap()).await;
+    assert!(
+        viewer_html.contains("Only admins can manage users."),
+        "{viewer_html}"
+    );
+    assert!(!viewer_html.contains(ADMIN_EMAIL), "{viewer_html}");
+    assert!(!viewer_html.contains("Invite a user"), "{viewer_html}");
 }
 
 #[tokio::test]
@@ -212,7 +519,7 @@ async fn disabling_a_user_ends_their_sessions_at_once() {
     server
         .store()
         .await
-        .set_disabled(VIEWER_EMAIL, true)
+        .set_disabled(VIEWER_EMAIL, true, support::now_unix() * 1_000_000)
         .await
         .unwrap();
     assert_eq!(me_status(&server, &cookie).await, 401);

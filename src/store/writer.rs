@@ -7,6 +7,9 @@
 //! Under load many callbacks share one fsync; when idle a single callback
 //! commits at once.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +20,48 @@ use super::{DeliveryRecord, InsertOutcome, NewCallback, StoreError};
 /// Most jobs committed in one transaction.
 pub const WRITER_MAX_BATCH: usize = 512;
 const QUEUE_CAPACITY: usize = 8192;
+/// Most distinct (minute, address, outcome) counts held between commits;
+/// beyond it further addresses share one "many addresses" count, so memory
+/// stays bounded whatever a flood sends.
+const MAX_PENDING_COUNTS: usize = 10_000;
+pub const MANY_ADDRESSES: &str = "(many addresses)";
+
+/// Unauthenticated requests, counted per minute, address, outcome and status
+/// until the writer's next commit turns each count into one upserted row.
+#[derive(Default)]
+struct PendingCounts {
+    by_key: HashMap<String, DeliveryRecord>,
+}
+
+impl PendingCounts {
+    fn add(&mut self, mut record: DeliveryRecord) {
+        let mut key = aggregate_key(&record);
+        if !self.by_key.contains_key(&key) && self.by_key.len() >= MAX_PENDING_COUNTS {
+            record.remote_addr = Some(MANY_ADDRESSES.to_owned());
+            key = aggregate_key(&record);
+        }
+        match self.by_key.get_mut(&key) {
+            Some(pending) => {
+                pending.count += record.count;
+                pending.processing_us = pending.processing_us.max(record.processing_us);
+                pending.body_bytes = pending.body_bytes.max(record.body_bytes);
+            }
+            None => {
+                self.by_key.insert(key, record);
+            }
+        }
+    }
+}
+
+fn aggregate_key(record: &DeliveryRecord) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        record.received_at_us.div_euclid(60_000_000),
+        record.remote_addr.as_deref().unwrap_or("-"),
+        record.outcome.as_str(),
+        record.http_status
+    )
+}
 
 enum Job {
     Callback {
@@ -24,19 +69,23 @@ enum Job {
         reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
     },
     Delivery(Box<DeliveryRecord>),
+    /// Commits the pending counts (nothing else to do).
+    Wake,
     Flush(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
 pub(super) struct WriterHandle {
     jobs: mpsc::Sender<Job>,
+    pending: Arc<Mutex<PendingCounts>>,
 }
 
 impl WriterHandle {
     pub(super) fn spawn(connection: SqliteConnection) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(connection, queue));
-        Self { jobs }
+        let pending = Arc::new(Mutex::new(PendingCounts::default()));
+        tokio::spawn(run(connection, queue, pending.clone()));
+        Self { jobs, pending }
     }
 
     pub(super) async fn insert_callback(
@@ -55,6 +104,20 @@ impl WriterHandle {
     }
 
     pub(super) fn record_delivery(&self, record: DeliveryRecord) {
+        if !record.authenticated && record.llm_callback_id.is_none() {
+            let was_empty = {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let was_empty = pending.by_key.is_empty();
+                pending.add(record);
+                was_empty
+            };
+            // The first count since the last commit wakes the writer; when the
+            // queue is full a commit is coming anyway and takes the counts.
+            if was_empty {
+                let _ = self.jobs.try_send(Job::Wake);
+            }
+            return;
+        }
         // The audit log must never hold up or fail a request: when the queue
         // is full the row is dropped, and the log says so.
         if let Err(err) = self.jobs.try_send(Job::Delivery(Box::new(record))) {
@@ -72,9 +135,24 @@ impl WriterHandle {
     }
 }
 
-async fn run(mut connection: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
+async fn run(
+    mut connection: SqliteConnection,
+    mut queue: mpsc::Receiver<Job>,
+    pending: Arc<Mutex<PendingCounts>>,
+) {
     let mut batch = Vec::with_capacity(WRITER_MAX_BATCH);
     while queue.recv_many(&mut batch, WRITER_MAX_BATCH).await > 0 {
+        let counts: Vec<DeliveryRecord> =
+            std::mem::take(&mut pending.lock().unwrap_or_else(|e| e.into_inner()).by_key)
+                .into_values()
+                .collect();
+        if !counts.is_empty() {
+            batch.extend(
+                counts
+                    .into_iter()
+                    .map(|count| Job::Delivery(Box::new(count))),
+            );
+        }
         let results = match write_batch(&mut connection, &batch).await {
             Ok(results) => results,
             Err(err) => {
@@ -106,6 +184,7 @@ async fn run(mut connection: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
                 Job::Flush(done) => {
                     let _ = done.send(());
                 }
+                Job::Wake => {}
             }
         }
     }
@@ -128,7 +207,7 @@ async fn write_batch(
                 insert_delivery(&mut tx, record).await?;
                 None
             }
-            Job::Flush(_) => None,
+            Job::Flush(_) | Job::Wake => None,
         };
         results.push(Ok(result));
     }
@@ -180,11 +259,17 @@ async fn insert_delivery(
     connection: &mut SqliteConnection,
     record: &DeliveryRecord,
 ) -> Result<(), StoreError> {
+    let aggregate =
+        (!record.authenticated && record.llm_callback_id.is_none()).then(|| aggregate_key(record));
     sqlx::query(
         "INSERT INTO webhook_deliveries (
              received_at, request_id, outcome, http_status, processing_us, body_bytes,
-             remote_addr, callback_id, llm_callback_id, signature_scheme)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (aggregate_key) DO UPDATE
+             SET count = count + excluded.count,
+                 processing_us = max(processing_us, excluded.processing_us),
+                 body_bytes = max(body_bytes, excluded.body_bytes)",
     )
     .bind(record.received_at_us)
     .bind(&record.request_id)
@@ -196,6 +281,8 @@ async fn insert_delivery(
     .bind(record.callback_id.as_ref().map(|id| id.as_str()))
     .bind(record.llm_callback_id)
     .bind(record.signature_scheme.map(|s| s.as_str()))
+    .bind(record.count)
+    .bind(aggregate)
     .execute(&mut *connection)
     .await?;
     Ok(())

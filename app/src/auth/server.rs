@@ -1,10 +1,10 @@
 //! Server half of authentication: sessions, the role guard, throttling.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use inbox_core::accounts::{PasswordHasherPool, Role, User};
+use inbox_core::accounts::{LoginReservation, PasswordHasherPool, Role, User, account_address_key};
 use inbox_core::ingest::unix_micros;
+use inbox_core::log_text::LogText;
 use leptos::prelude::*;
 use time::OffsetDateTime;
 use tower_sessions::Session;
@@ -12,47 +12,11 @@ use uuid::Uuid;
 
 use super::safe_next;
 use crate::error::AppError;
-use crate::state::{AppState, app_state};
+use crate::state::{AppState, ClientAddress, app_state};
 use crate::url::encode_query_value;
 
 const SESSION_USER_ID: &str = "user_id";
 const SESSION_LOGIN_AT: &str = "login_at_us";
-
-/// Login throttling: failures within the window, counted per account and
-/// per client address.
-#[derive(Debug, Clone)]
-pub struct LoginThrottle {
-    pub window: Duration,
-    pub max_failures: i64,
-    /// Delay after the first failure; doubles with each further one.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(15 * 60),
-            max_failures: 10,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(3),
-        }
-    }
-}
-
-impl LoginThrottle {
-    pub fn delay_after(&self, failures: i64) -> Duration {
-        if failures <= 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32 << (failures - 1).clamp(0, 16) as u32;
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
-    }
-}
-
-/// The client's address as the server decided it (trusted proxies applied).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub IpAddr);
 
 fn now_us() -> i64 {
     unix_micros(OffsetDateTime::now_utc())
@@ -87,7 +51,13 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
         .await
         .map_err(AppError::internal)?;
     match user {
-        Some(user) if !user.disabled && now_us() - login_at < max_age_us => Ok(Some(user)),
+        Some(user)
+            if !user.disabled
+                && login_at > user.sessions_valid_after_us
+                && now_us() - login_at < max_age_us =>
+        {
+            Ok(Some(user))
+        }
         _ => {
             session.flush().await.map_err(AppError::internal)?;
             Ok(None)
@@ -177,23 +147,31 @@ async fn check_credentials(
     password: &str,
 ) -> Result<User, AppError> {
     let throttle = &state.settings.login_throttle;
-    let email_key = format!("email:{}", email.trim().to_lowercase());
-    let mut keys = vec![email_key.clone()];
-    if let Some(ip) = client_ip() {
-        keys.push(format!("addr:{ip}"));
-    }
-    let window_start = now_us() - i64::try_from(throttle.window.as_micros()).unwrap_or(i64::MAX);
-    let failures = state
+    let address = client_ip();
+    let keys = throttle.keys(email, address);
+    let window_us = i64::try_from(throttle.window.as_micros()).unwrap_or(i64::MAX);
+    let window_start = now_us() - window_us;
+    // The attempt is recorded before the password is checked, so parallel
+    // guesses cannot all slip under the limit.
+    let reservation = state
         .store
-        .recent_login_failures(&keys, window_start)
+        .reserve_login_attempt(&keys, window_start, now_us())
         .await
         .map_err(AppError::internal)?;
-    if failures >= throttle.max_failures {
+    let LoginReservation::Reserved {
+        ids,
+        earlier_failures,
+    } = reservation
+    else {
+        tracing::info!(email = %LogText::new(email), address = ?address, "sign-in throttled");
         return Err(AppError::TooManyRequests {
             retry_after_secs: throttle.window.as_secs(),
         });
-    }
-    tokio::time::sleep(throttle.delay_after(failures)).await;
+    };
+    // One Argon2 run at a time per address: a burst from one address cannot
+    // take every hashing slot from everyone else.
+    let _turn = state.settings.argon_turns.wait_turn(address).await;
+    tokio::time::sleep(throttle.delay_after(earlier_failures)).await;
 
     let hasher: &PasswordHasherPool = &state.hasher;
     let found = state
@@ -210,20 +188,20 @@ async fn check_credentials(
     };
     match found {
         Some((user, _)) if verified && !user.disabled => {
+            let address = address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
             state
                 .store
-                .clear_login_failures(&email_key, window_start)
+                .forgive_login_attempts(
+                    &ids,
+                    &account_address_key(&user.email, &address),
+                    window_start,
+                )
                 .await
                 .map_err(AppError::internal)?;
             Ok(user)
         }
         _ => {
-            state
-                .store
-                .record_login_failure(&keys, now_us())
-                .await
-                .map_err(AppError::internal)?;
-            tracing::info!(email = %email.trim(), "sign-in failed");
+            tracing::info!(email = %LogText::new(email), address = ?address, "sign-in failed");
             Err(AppError::Unauthorized)
         }
     }
@@ -235,19 +213,4 @@ pub async fn sign_out() -> Result<(), AppError> {
     session.flush().await.map_err(AppError::internal)?;
     leptos_axum::redirect("/login");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn login_delays_grow_and_are_capped() {
-        let throttle = LoginThrottle::default();
-        assert_eq!(throttle.delay_after(0), Duration::ZERO);
-        assert_eq!(throttle.delay_after(1), Duration::from_millis(250));
-        assert_eq!(throttle.delay_after(2), Duration::from_millis(500));
-        assert_eq!(throttle.delay_after(9), Duration::from_secs(3));
-        assert_eq!(throttle.delay_after(60), Duration::from_secs(3));
-    }
 }

@@ -1,5 +1,5 @@
 //! The admin API over callbacks: server functions at fixed endpoints
-//! (ARCHITECTURE.md §3). Each starts with the role guard; the user always
+//! (README, "Admin API"). Each starts with the role guard; the user always
 //! comes from the session.
 
 // `history` takes the endpoint's fixed form fields as arguments; the server
@@ -76,13 +76,13 @@ pub async fn history(
     use super::server::*;
     let user = require_user(Role::Viewer).await?;
     let filter = HistoryFilter {
-        event_type: non_empty(event_type),
-        workflow_name: non_empty(workflow_name),
+        event_type: filter_text("event_type", event_type)?,
+        workflow_name: filter_text("workflow_name", workflow_name)?,
         signature_valid: parse_flag("signature_valid", signature_valid.as_deref())?,
         viewed: parse_flag("viewed", viewed.as_deref())?,
         from: parse_time("from", from.as_deref(), false)?,
         to: parse_time("to", to.as_deref(), true)?,
-        q: non_empty(q),
+        q: filter_text("q", q)?,
     };
     let direction = match (
         parse_cursor(before.as_deref())?,

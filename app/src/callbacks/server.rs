@@ -29,6 +29,24 @@ pub fn parse_cursor(raw: Option<&str>) -> Result<Option<PollCursor>, AppError> {
     PollCursor::parse_optional(raw).map_err(|err| AppError::BadRequest(err.to_string()))
 }
 
+/// Longest filter text accepted (search, event type, workflow name): far
+/// beyond any real value, far below what would make a query expensive.
+pub const MAX_FILTER_CHARS: usize = 500;
+
+/// A text filter: empty means none; over-long text is a 400.
+pub fn filter_text(name: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    let value = non_empty(value);
+    if let Some(text) = &value
+        && text.chars().count() > MAX_FILTER_CHARS
+    {
+        return Err(AppError::BadRequest(format!(
+            "{name} is {} characters long; at most {MAX_FILTER_CHARS} are searched",
+            text.chars().count()
+        )));
+    }
+    Ok(value)
+}
+
 pub fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
@@ -75,6 +93,20 @@ pub fn parse_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_long_filter_text_is_a_bad_request() {
+        assert_eq!(
+            filter_text("q", Some("job_1".into())).unwrap(),
+            Some("job_1".into())
+        );
+        assert_eq!(filter_text("q", Some(" ".into())).unwrap(), None);
+        let long = "x".repeat(MAX_FILTER_CHARS + 1);
+        assert!(matches!(
+            filter_text("q", Some(long)),
+            Err(AppError::BadRequest(_))
+        ));
+    }
 
     #[test]
     fn flags_accept_common_spellings_and_reject_others() {

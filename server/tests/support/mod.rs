@@ -202,3 +202,119 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+/// The real `callback-inbox` binary as a child process, its output kept.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub addr: SocketAddr,
+    pub db_path: PathBuf,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    pub dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts the binary on a free port with a fresh database, the test
+    /// secret and admin, plus `env`; waits until `/healthz` answers.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, env).await
+    }
+
+    pub async fn start_in(dir: TempDir, env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let db_path = dir.path().join("data/inbox.db");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_callback-inbox"));
+        command
+            .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("LLM_WEBHOOK_SECRET", SECRET)
+            .env("INBOX_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("INBOX_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("INBOX_LOGIN_DELAY_MS", "0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("server binary starts");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut all = output.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let base = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+                && response.status() == 200
+            {
+                return Self {
+                    child,
+                    base,
+                    addr,
+                    db_path,
+                    output,
+                    dir,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "server exited with {status}: {}",
+                    output.lock().unwrap().as_str()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server did not become healthy: {}", output.lock().unwrap());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything the process printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Peak and current resident memory of the process, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    /// Stops the process (SIGKILL) and returns its folder for a restart.
+    pub async fn kill(mut self) -> TempDir {
+        let _ = self.child.kill().await;
+        self.dir
+    }
+}
