@@ -57,6 +57,66 @@ impl FromStr for PollCursor {
     }
 }
 
+/// A position in the live feed: callbacks in the order their transactions
+/// committed (not the order their requests started). Opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedCursor(pub i64);
+
+impl FeedCursor {
+    /// The feed before any callback.
+    pub const START: Self = Self(0);
+
+    /// Parses an optional cursor field where an empty string means "none".
+    pub fn parse_optional(raw: Option<&str>) -> Result<Option<Self>, CursorError> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some),
+        }
+    }
+}
+
+impl fmt::Display for FeedCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "feed-{}", self.0)
+    }
+}
+
+impl FromStr for FeedCursor {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let malformed = || CursorError(text.chars().take(80).collect());
+        let digits = text.strip_prefix("feed-").ok_or_else(malformed)?;
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(malformed());
+        }
+        digits.parse().map(Self).map_err(|_| malformed())
+    }
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use super::*;
+
+    #[test]
+    fn feed_cursors_round_trip_and_reject_anything_else() {
+        let cursor = FeedCursor(42);
+        assert_eq!(cursor.to_string().parse::<FeedCursor>(), Ok(cursor));
+        for bad in [
+            "",
+            "42",
+            "feed-",
+            "feed--1",
+            "feed-1x",
+            "feed-99999999999999999999",
+            "1.abc",
+        ] {
+            assert!(bad.parse::<FeedCursor>().is_err(), "{bad:?}");
+        }
+        assert_eq!(FeedCursor::parse_optional(Some(" ")), Ok(None));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

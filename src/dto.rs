@@ -21,8 +21,11 @@ pub struct CallbackSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PollPage {
     pub items: Vec<CallbackSummary>,
-    /// Where the next poll starts; the request's own cursor when nothing new arrived.
+    /// Where the next poll starts (a position in commit order).
     pub next_cursor: Option<String>,
+    /// Without a cursor: how many callbacks this user has not viewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unviewed_count: Option<i64>,
 }
 
 /// Who this server is, shown in the footer.

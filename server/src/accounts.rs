@@ -69,7 +69,7 @@ pub async fn bootstrap_admin(
 pub async fn session_layer(
     store: &Store,
     config: &Config,
-) -> Result<SessionManagerLayer<SqliteStore>, StartupError> {
+) -> Result<(SessionManagerLayer<SqliteStore>, SqliteStore), StartupError> {
     let session_store = SqliteStore::new(store.pool().clone());
     session_store
         .migrate()
@@ -86,10 +86,11 @@ pub async fn session_layer(
     });
     let idle =
         time::Duration::seconds(i64::try_from(config.session_idle_secs).unwrap_or(i64::MAX / 2));
-    Ok(SessionManagerLayer::new(session_store)
+    let layer = SessionManagerLayer::new(session_store.clone())
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(idle)))
+        .with_expiry(Expiry::OnInactivity(idle));
+    Ok((layer, session_store))
 }

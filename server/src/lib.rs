@@ -8,6 +8,7 @@ pub mod data_files;
 pub mod request_id;
 pub mod security;
 pub mod site;
+pub mod stream;
 pub mod webhook;
 
 use std::future::Future;
@@ -100,7 +101,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
 
     let hasher = PasswordHasherPool::default();
     accounts::bootstrap_admin(&store, &hasher, config).await?;
-    let sessions = accounts::session_layer(&store, config).await?;
+    let (sessions, session_store) = accounts::session_layer(&store, config).await?;
 
     let leptos_options = site::leptos_options(config);
     let app_state = AppState {
@@ -162,6 +163,13 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         .route(
             "/api/webhooks/llm-callback",
             post(webhook::receive_callback).with_state(webhook_state),
+        )
+        .route(
+            "/api/callbacks/stream",
+            get(stream::callback_stream).with_state(stream::StreamState {
+                app: app_state.clone(),
+                sessions: session_store,
+            }),
         )
         .route("/healthz", get(health))
         .route(

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::cursor::PollCursor;
+use crate::cursor::{FeedCursor, PollCursor};
 use crate::dto::{
     CallbackDetail, CallbackSummary, CallbackViewer, HistoryFilter, HistoryItem, HistoryPage,
     PollPage,
@@ -43,54 +43,143 @@ fn micros_of(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
 
-fn cursor_of(row: &SqliteRow) -> Result<PollCursor, sqlx::Error> {
-    Ok(PollCursor::new(
-        row.try_get("created_at")?,
-        row.try_get("id")?,
-    ))
+/// How far back a client without a cursor looks for its newest unviewed
+/// callbacks.
+pub const BACKLOG_WINDOW: i64 = 10_000;
+
+fn summary_of(row: &SqliteRow) -> Result<CallbackSummary, sqlx::Error> {
+    Ok(CallbackSummary {
+        id: row.try_get("id")?,
+        callback_id: row.try_get("callback_id")?,
+        workflow_name: row.try_get("workflow_name")?,
+        event_type: row.try_get("event_type")?,
+        created_at: time_of(row.try_get("created_at")?),
+        signature_valid: row.try_get("signature_valid")?,
+    })
 }
 
 impl Store {
-    /// Callbacks after `after` that `user` has not viewed, oldest first.
+    /// The head of the live feed: the position of the last committed callback.
+    pub async fn feed_head(&self) -> Result<FeedCursor, StoreError> {
+        let seq: i64 = sqlx::query_scalar("SELECT seq FROM feed_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(FeedCursor(seq))
+    }
+
+    /// The live feed for `user` (see the README, "The live feed").
+    ///
+    /// With `after`: callbacks committed after it that `user` has not
+    /// viewed, in commit order, and the cursor to poll with next. Without:
+    /// how many callbacks `user` has not viewed, the newest of them (oldest
+    /// first), and the head, so that the next poll returns only what arrives
+    /// later and a new client never replays the backlog.
     pub async fn poll(
         &self,
         user: Uuid,
-        after: Option<PollCursor>,
+        after: Option<FeedCursor>,
         limit: u32,
     ) -> Result<PollPage, StoreError> {
-        let start = after.unwrap_or(PollCursor::new(i64::MIN, Uuid::nil()));
+        // Read the head first: whatever commits later has a higher position
+        // and is found by the next poll.
+        let head = self.feed_head().await?;
+        match after {
+            Some(after) => {
+                let (items, next) = self.feed_after(user, after, head, limit).await?;
+                Ok(PollPage {
+                    items: items.into_iter().map(|(_, item)| item).collect(),
+                    next_cursor: Some(next.to_string()),
+                    unviewed_count: None,
+                })
+            }
+            None => {
+                let unviewed = self.unread_count(user).await?;
+                let items = if unviewed == 0 {
+                    Vec::new()
+                } else {
+                    self.newest_unviewed(user, head, limit).await?
+                };
+                Ok(PollPage {
+                    items,
+                    next_cursor: Some(head.to_string()),
+                    unviewed_count: Some(unviewed),
+                })
+            }
+        }
+    }
+
+    /// Callbacks in `(after, head]` that `user` has not viewed, in commit
+    /// order, each with the cursor just after it, and where to continue.
+    /// A cursor beyond the head (forged, or from before a restore) counts
+    /// as the head. Costs an index probe when the cursor is up to date.
+    pub async fn feed_after(
+        &self,
+        user: Uuid,
+        after: FeedCursor,
+        head: FeedCursor,
+        limit: u32,
+    ) -> Result<(Vec<(FeedCursor, CallbackSummary)>, FeedCursor), StoreError> {
+        let after = after.min(head);
         let rows = sqlx::query(
-            "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at, c.signature_valid
-             FROM llm_callbacks c INDEXED BY llm_callbacks_created_at
-             WHERE c.created_at >= ?1 AND (c.created_at > ?1 OR c.id > ?2)
+            "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                    c.signature_valid, c.feed_seq
+             FROM llm_callbacks c INDEXED BY llm_callbacks_feed
+             WHERE c.feed_seq > ?1 AND c.feed_seq <= ?2
                AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
                                WHERE v.callback_id = c.id AND v.admin_user_id = ?3)
-             ORDER BY c.created_at, c.id
+             ORDER BY c.feed_seq
              LIMIT ?4",
         )
-        .bind(start.created_at_us)
-        .bind(start.id)
+        .bind(after.0)
+        .bind(head.0)
         .bind(user)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        let mut last = after;
-        for row in &rows {
-            last = Some(cursor_of(row)?);
-            items.push(CallbackSummary {
-                id: row.try_get("id")?,
-                callback_id: row.try_get("callback_id")?,
-                workflow_name: row.try_get("workflow_name")?,
-                event_type: row.try_get("event_type")?,
-                created_at: time_of(row.try_get("created_at")?),
-                signature_valid: row.try_get("signature_valid")?,
-            });
-        }
-        Ok(PollPage {
-            items,
-            next_cursor: last.map(|cursor| cursor.to_string()),
-        })
+        let items = rows
+            .iter()
+            .map(|row| Ok((FeedCursor(row.try_get("feed_seq")?), summary_of(row)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // A full page may leave more behind it; otherwise everything up to
+        // the head has been seen.
+        let next = match items.last() {
+            Some((last, _)) if items.len() == limit as usize => *last,
+            _ => head,
+        };
+        Ok((items, next))
+    }
+
+    /// The newest `limit` callbacks `user` has not viewed, oldest first,
+    /// looked for among the newest [`BACKLOG_WINDOW`] only: older ones are
+    /// counted in the summary and found through history's unviewed filter.
+    async fn newest_unviewed(
+        &self,
+        user: Uuid,
+        head: FeedCursor,
+        limit: u32,
+    ) -> Result<Vec<CallbackSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                    c.signature_valid
+             FROM llm_callbacks c INDEXED BY llm_callbacks_feed
+             WHERE c.feed_seq <= ?1 AND c.feed_seq > ?1 - ?4
+               AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                               WHERE v.callback_id = c.id AND v.admin_user_id = ?2)
+             ORDER BY c.feed_seq DESC
+             LIMIT ?3",
+        )
+        .bind(head.0)
+        .bind(user)
+        .bind(i64::from(limit))
+        .bind(BACKLOG_WINDOW)
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(summary_of)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        items.reverse();
+        Ok(items)
     }
 
     /// One callback with everything about it, as `user` sees it.

@@ -19,6 +19,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Row};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::delivery::DeliveryId;
@@ -26,6 +27,9 @@ use crate::fields::CallbackFields;
 use crate::signature::SignatureScheme;
 
 pub use writer::WRITER_MAX_BATCH;
+
+/// Head notices kept for slow live streams before they get `Lagged`.
+const FEED_NOTICES: usize = 64;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -69,6 +73,8 @@ pub struct InsertOutcome {
     pub id: Uuid,
     pub duplicate: bool,
     pub delivery_count: i64,
+    /// Its position in the live feed.
+    pub feed_seq: i64,
 }
 
 /// How one webhook request ended, for the audit log.
@@ -139,6 +145,10 @@ pub struct StoredSecret {
 pub struct Store {
     pool: SqlitePool,
     writer: writer::WriterHandle,
+    /// The head of the live feed after each commit that added callbacks.
+    /// With SQLite the writer sends it; a PostgreSQL backend would feed it
+    /// from `LISTEN` so that every node learns of every node's commits.
+    feed: broadcast::Sender<i64>,
 }
 
 impl Store {
@@ -156,8 +166,15 @@ impl Store {
             .await?;
         MIGRATOR.run(&pool).await?;
         let writer_connection = options.connect().await?;
-        let writer = writer::WriterHandle::spawn(writer_connection);
-        Ok(Self { pool, writer })
+        let (feed, _) = broadcast::channel(FEED_NOTICES);
+        let writer = writer::WriterHandle::spawn(writer_connection, feed.clone());
+        Ok(Self { pool, writer, feed })
+    }
+
+    /// Wakes on every commit that moves the feed's head. A receiver that
+    /// falls behind gets `Lagged` and simply reads the feed again.
+    pub fn subscribe_feed(&self) -> broadcast::Receiver<i64> {
+        self.feed.subscribe()
     }
 
     /// Applies pending migrations without starting anything else.
@@ -295,6 +312,7 @@ mod tests {
         let all = tables(&store).await;
         for table in [
             "callback_count",
+            "feed_head",
             "llm_callback_views",
             "llm_callbacks",
             "login_failures",

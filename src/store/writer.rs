@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{DeliveryRecord, InsertOutcome, NewCallback, StoreError};
@@ -81,10 +81,12 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) fn spawn(connection: SqliteConnection) -> Self {
+    /// Starts the writer; after each commit that added callbacks it sends
+    /// the new head of the feed on `feed`.
+    pub(super) fn spawn(connection: SqliteConnection, feed: broadcast::Sender<i64>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let pending = Arc::new(Mutex::new(PendingCounts::default()));
-        tokio::spawn(run(connection, queue, pending.clone()));
+        tokio::spawn(run(connection, queue, pending.clone(), feed));
         Self { jobs, pending }
     }
 
@@ -139,6 +141,7 @@ async fn run(
     mut connection: SqliteConnection,
     mut queue: mpsc::Receiver<Job>,
     pending: Arc<Mutex<PendingCounts>>,
+    feed: broadcast::Sender<i64>,
 ) {
     let mut batch = Vec::with_capacity(WRITER_MAX_BATCH);
     while queue.recv_many(&mut batch, WRITER_MAX_BATCH).await > 0 {
@@ -169,6 +172,16 @@ async fn run(
                 results
             }
         };
+        // Committed: tell live streams where the feed ends now.
+        let head = results
+            .iter()
+            .filter_map(|result| result.as_ref().ok().copied().flatten())
+            .filter(|outcome| !outcome.duplicate)
+            .map(|outcome| outcome.feed_seq)
+            .max();
+        if let Some(head) = head {
+            let _ = feed.send(head);
+        }
         for (job, result) in batch.drain(..).zip(results) {
             match job {
                 Job::Callback { reply, .. } => {
@@ -224,11 +237,12 @@ async fn upsert_callback(
         "INSERT INTO llm_callbacks (
              id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
              payload, payload_preview, external_job_id, workflow_name, event_type, status,
-             error_message, delivery_count, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14)
+             error_message, delivery_count, created_at, updated_at, feed_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14,
+                 (SELECT seq + 1 FROM feed_head WHERE id = 1))
          ON CONFLICT (callback_id) DO UPDATE
              SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
-         RETURNING id, delivery_count",
+         RETURNING id, delivery_count, feed_seq",
     )
     .bind(callback.id)
     .bind(callback.callback_id.as_str())
@@ -252,6 +266,7 @@ async fn upsert_callback(
         id,
         duplicate: id != callback.id,
         delivery_count,
+        feed_seq: row.try_get(2)?,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use leptos::html;
 use leptos::prelude::*;
+use time::format_description::well_known::Rfc3339;
 
 use super::{InviteUser, SetUserDisabled, SetUserRole, UserSummary, list_users};
 use crate::auth::current_user;
@@ -245,9 +246,10 @@ fn UserRow(
     let busy = move || set_role.pending().get() || set_disabled.pending().get();
     // The server renders UTC; the browser then shows its own local time.
     let last_login = user.last_login_at.map(|at| {
-        let shown = RwSignal::new(at.to_string());
+        let machine = at.format(&Rfc3339).unwrap_or_else(|_| at.to_string());
+        let shown = RwSignal::new(machine.clone());
         Effect::new(move |_| shown.set(browser::local_time(at)));
-        (at, shown)
+        (machine, shown)
     });
     let email = user.email.clone();
     let change_role = move |ev: leptos::ev::Event| {
@@ -272,8 +274,11 @@ fn UserRow(
                 {is_me.then(|| view! { <span class="muted">" (you)"</span> })}
             </td>
             <td>
+                // The property, unlike the options' `selected`, puts a refused
+                // change back to the stored role when the list is reloaded.
                 <select
                     class="role-select"
+                    prop:value=user.role.clone()
                     aria-label=format!("Role of {}", user.email)
                     title=own_note
                     disabled=move || is_me || busy()
@@ -292,7 +297,7 @@ fn UserRow(
             </td>
             <td class="nowrap">
                 {match last_login {
-                    Some((at, shown)) => view! { <time datetime=at.to_string()>{move || shown.get()}</time> }.into_any(),
+                    Some((machine, shown)) => view! { <time datetime=machine>{move || shown.get()}</time> }.into_any(),
                     None => view! { <span class="muted">"never"</span> }.into_any(),
                 }}
             </td>

@@ -12,12 +12,14 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 
-/// Callbacks after `after` that this user has not viewed, oldest first.
+/// The live feed: with `after`, what this user has not viewed that was
+/// committed after it; without, the unviewed count, the newest unviewed and
+/// the head of the feed.
 #[server(prefix = "/api", endpoint = "callbacks/poll")]
 pub async fn poll(after: Option<String>, limit: Option<u32>) -> Result<PollPage, AppError> {
     use super::server::*;
     let user = require_user(Role::Viewer).await?;
-    let after = parse_cursor(after.as_deref())?;
+    let after = parse_feed_cursor(after.as_deref())?;
     store()?
         .poll(user.id, after, clamp_limit(limit))
         .await

@@ -5,7 +5,7 @@ pub use inbox_core::accounts::Role;
 pub use inbox_core::dto::HistoryFilter;
 pub use inbox_core::store::{HistoryDirection, clamp_limit};
 
-use inbox_core::cursor::PollCursor;
+use inbox_core::cursor::{FeedCursor, PollCursor};
 use inbox_core::store::Store;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, Time};
@@ -23,6 +23,10 @@ pub fn now_us() -> i64 {
 
 pub fn not_found(id: Uuid) -> AppError {
     AppError::NotFound(format!("no callback with id {id}"))
+}
+
+pub fn parse_feed_cursor(raw: Option<&str>) -> Result<Option<FeedCursor>, AppError> {
+    FeedCursor::parse_optional(raw).map_err(|err| AppError::BadRequest(err.to_string()))
 }
 
 pub fn parse_cursor(raw: Option<&str>) -> Result<Option<PollCursor>, AppError> {
