@@ -52,6 +52,9 @@ pub struct CallbackDetail {
     pub verified_at: Option<OffsetDateTime>,
     /// The payload exactly as received, as JSON.
     pub payload: serde_json::Value,
+    /// The payload's text byte for byte (numbers beyond f64 precision and key
+    /// order intact), for "Copy JSON".
+    pub payload_text: String,
     pub delivery_count: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -229,7 +229,8 @@ impl Store {
             signature_header: row.try_get("signature_header")?,
             verified_at: row.try_get::<Option<i64>, _>("verified_at")?.map(time_of),
             payload: serde_json::from_str(&payload_text)
-                .unwrap_or(serde_json::Value::String(payload_text)),
+                .unwrap_or_else(|_| serde_json::Value::String(payload_text.clone())),
+            payload_text,
             delivery_count: row.try_get("delivery_count")?,
             created_at: time_of(row.try_get("created_at")?),
             updated_at: time_of(row.try_get("updated_at")?),
