@@ -91,6 +91,67 @@ impl std::fmt::Debug for PasswordHash {
 }
 
 #[cfg(test)]
+mod last_admin_tests {
+    use super::*;
+
+    async fn store_with(accounts: &[(&str, Role)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/a.db", dir.path().display()))
+            .await
+            .unwrap();
+        let hash = PasswordHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned());
+        for (email, role) in accounts {
+            store.create_user(email, &hash, *role, 0).await.unwrap();
+        }
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn the_last_active_admin_cannot_be_demoted_or_disabled() {
+        let (_dir, store) = store_with(&[("a@x.y", Role::Admin), ("v@x.y", Role::Viewer)]).await;
+        assert!(matches!(
+            store.set_role("a@x.y", Role::Viewer).await,
+            Err(AccountError::LastAdmin(_))
+        ));
+        assert!(matches!(
+            store.set_disabled("a@x.y", true, 1).await,
+            Err(AccountError::LastAdmin(_))
+        ));
+        // Viewers are unaffected, and with a second admin the first may go.
+        store.set_disabled("v@x.y", true, 1).await.unwrap();
+        store.set_role("v@x.y", Role::Admin).await.unwrap();
+        store.set_disabled("v@x.y", false, 1).await.unwrap();
+        store.set_role("a@x.y", Role::Viewer).await.unwrap();
+        assert!(matches!(
+            store.set_role("unknown@x.y", Role::Viewer).await,
+            Err(AccountError::UnknownUser(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn two_admins_disabling_each_other_at_once_leave_one() {
+        let (_dir, store) = store_with(&[("a@x.y", Role::Admin), ("b@x.y", Role::Admin)]).await;
+        let (first, second) = tokio::join!(
+            store.set_disabled("a@x.y", true, 1),
+            store.set_disabled("b@x.y", true, 1)
+        );
+        assert_eq!(
+            usize::from(first.is_ok()) + usize::from(second.is_ok()),
+            1,
+            "{first:?} {second:?}"
+        );
+        let active_admins = store
+            .list_users()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|user| user.role == Role::Admin && !user.disabled)
+            .count();
+        assert_eq!(active_admins, 1);
+    }
+}
+
+#[cfg(test)]
 mod throttle_tests {
     use super::*;
 
@@ -127,6 +188,8 @@ pub enum AccountError {
     UnknownUser(String),
     #[error("an account with the email {0:?} already exists")]
     DuplicateEmail(String),
+    #[error("{0:?} is the last active admin; make another account an admin first")]
+    LastAdmin(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
     #[error(transparent)]
@@ -457,12 +520,27 @@ impl Store {
     /// their next request.
     pub async fn set_role(&self, email: &str, role: Role) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
-        let updated = sqlx::query("UPDATE users SET role = ?1 WHERE email = ?2")
-            .bind(role.as_str())
-            .bind(&email)
-            .execute(self.pool())
+        let updated = sqlx::query(
+            "UPDATE users SET role = ?1 WHERE email = ?2
+               AND NOT (?1 <> 'admin' AND role = 'admin' AND disabled = 0 AND
+                        (SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0) <= 1)",
+        )
+        .bind(role.as_str())
+        .bind(&email)
+        .execute(self.pool())
+        .await?;
+        self.refused_for_last_admin(updated.rows_affected(), &email)
             .await?;
         self.updated_user(updated.rows_affected(), email).await
+    }
+
+    /// After an update that changed nothing: the account exists, so the
+    /// last-admin rule refused it.
+    async fn refused_for_last_admin(&self, rows: u64, email: &str) -> Result<(), AccountError> {
+        if rows == 0 && self.user_by_email(email).await?.is_some() {
+            return Err(AccountError::LastAdmin(email.to_owned()));
+        }
+        Ok(())
     }
 
     async fn updated_user(&self, rows: u64, email: String) -> Result<User, AccountError> {

@@ -18,7 +18,10 @@ async fn main() -> ExitCode {
         eprintln!("warning: .env not read: {err}");
     }
     let cli = Cli::parse();
+    // Logs go to stderr: stdout is for what a command prints (secrets shown
+    // once, `admin list`), so scripts can read it.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

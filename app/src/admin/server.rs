@@ -22,6 +22,7 @@ pub fn account_error(err: AccountError) -> AppError {
         AccountError::UnknownUser(_) => AppError::NotFound(err.to_string()),
         AccountError::DuplicateEmail(_)
         | AccountError::InvalidEmail(_)
+        | AccountError::LastAdmin(_)
         | AccountError::PasswordTooShort => AppError::BadRequest(err.to_string()),
         AccountError::Hashing(_) | AccountError::Store(_) => AppError::internal(err),
     }
