@@ -502,11 +502,20 @@ impl Store {
     ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         let updated = if disabled {
-            sqlx::query("UPDATE users SET disabled = 1, sessions_valid_after = ?2 WHERE email = ?1")
-                .bind(&email)
-                .bind(now_us)
-                .execute(self.pool())
-                .await?
+            // One statement, so two admins disabling each other at once
+            // cannot leave no admin at all.
+            let updated = sqlx::query(
+                "UPDATE users SET disabled = 1, sessions_valid_after = ?2 WHERE email = ?1
+                   AND NOT (role = 'admin' AND disabled = 0 AND
+                            (SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0) <= 1)",
+            )
+            .bind(&email)
+            .bind(now_us)
+            .execute(self.pool())
+            .await?;
+            self.refused_for_last_admin(updated.rows_affected(), &email)
+                .await?;
+            updated
         } else {
             sqlx::query("UPDATE users SET disabled = 0 WHERE email = ?1")
                 .bind(&email)

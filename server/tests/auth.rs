@@ -496,7 +496,10 @@ async fn ten_failures_at_one_account_from_one_address_answer_429_with_retry_afte
     // per-address cap of 30 attempts in the window; then nothing is.
     for attempt in 10..30 {
         let other = server
-            .login(&format!("someone{attempt}@example.com"), "whatever password")
+            .login(
+                &format!("someone{attempt}@example.com"),
+                "whatever password",
+            )
             .await
             .unwrap_err();
         assert_eq!(other.status(), 401, "attempt {attempt}");

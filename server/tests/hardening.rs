@@ -534,6 +534,14 @@ async fn reset_password_from_the_cli_ends_existing_sessions() {
 #[tokio::test]
 async fn a_restart_does_not_undo_admin_disable_or_a_password_reset() {
     let server = ServerProcess::start(&[]).await;
+    // A second admin, so the configured one is not the last.
+    let output = run_cli(
+        &server,
+        &["admin", "create", "--email", "second@example.com"],
+        "second admin password\n",
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
     let output = run_cli(&server, &["admin", "disable", "--email", ADMIN_EMAIL], "").await;
     assert!(output.status.success(), "{output:?}");
     // Restart with the same INBOX_ADMIN_EMAIL / INBOX_ADMIN_PASSWORD.
