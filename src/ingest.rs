@@ -17,7 +17,7 @@ use crate::signature::{
     SecretError, SignatureError, SignatureHeaders, SignatureScheme, WebhookSecret,
     parse_secret_file, parse_secret_list, verify_signature,
 };
-use crate::store::{DeliveryOutcome, NewCallback, Store, StoreError};
+use crate::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, NewCallback, Store, StoreError};
 
 /// What to do with a callback whose signature does not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +67,8 @@ pub struct Accepted {
     pub delivery_count: i64,
     pub signature_valid: bool,
     pub signature_scheme: Option<SignatureScheme>,
+    /// The label of the secret that verified it.
+    pub secret_label: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +100,15 @@ impl IngestError {
 }
 
 /// Verifies, parses and stores one callback; returns once it is durable.
+/// An accepted callback's audit row (from `audit`, completed here and by the
+/// writer) commits in the same transaction as the callback.
 pub async fn ingest_callback(
     store: &Store,
     secrets: &[WebhookSecret],
     settings: IngestSettings,
     request: WebhookRequest<'_>,
     now: OffsetDateTime,
+    audit: AuditedRequest,
 ) -> Result<Accepted, IngestError> {
     // Verify on the raw bytes before anything looks at them as JSON.
     let verification = verify_signature(
@@ -113,10 +118,15 @@ pub async fn ingest_callback(
         now.unix_timestamp(),
         settings.timestamp_tolerance_secs,
     );
-    let scheme = match verification {
-        Ok(verified) => Some(verified.scheme),
+    let (scheme, secret_label) = match verification {
+        Ok(verified) => (
+            Some(verified.scheme),
+            secrets
+                .get(verified.secret_index)
+                .map(|secret| secret.label().to_owned()),
+        ),
         Err(err) if settings.mode == SignatureMode::Enforce => return Err(rejection(err)),
-        Err(_) => None,
+        Err(_) => (None, None),
     };
     let signature_valid = scheme.is_some();
     // `X-Webhook-Event` is not covered by any signature: it must not change
@@ -144,17 +154,30 @@ pub async fn ingest_callback(
     }
 
     let now_us = unix_micros(now);
+    let audit = AuditedRequest {
+        record: DeliveryRecord {
+            callback_id: Some(callback_id.clone()),
+            signature_scheme: scheme,
+            secret_label: secret_label.clone(),
+            authenticated: signature_valid,
+            ..audit.record
+        },
+        started: audit.started,
+    };
     let outcome = store
-        .insert_callback(NewCallback {
+        .insert_callback_audited(
+            NewCallback {
             id: Uuid::now_v7(),
             callback_id: callback_id.clone(),
             signature_valid,
             signature_scheme: scheme,
             verified_at_us: signature_valid.then_some(now_us),
-            payload: body_text.to_owned(),
-            fields,
-            received_at_us: now_us,
-        })
+                payload: body_text.to_owned(),
+                fields,
+                received_at_us: now_us,
+            },
+            audit,
+        )
         .await?;
     Ok(Accepted {
         id: outcome.id,
@@ -163,6 +186,7 @@ pub async fn ingest_callback(
         delivery_count: outcome.delivery_count,
         signature_valid,
         signature_scheme: scheme,
+        secret_label,
     })
 }
 

@@ -26,7 +26,7 @@ use inbox_core::ingest::{
     Accepted, IngestError, IngestSettings, SecretRing, WebhookRequest, ingest_callback, unix_micros,
 };
 use inbox_core::signature::SignatureHeaders;
-use inbox_core::store::{DeliveryOutcome, DeliveryRecord, Store};
+use inbox_core::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, Store};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -134,22 +134,39 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
                     body: &body,
                 };
                 let secrets = state.secrets.current();
-                ingest_callback(&state.store, &secrets, state.settings, request, received_at)
-                    .await
-                    .map_err(Rejection::Ingest)
+                let audit = AuditedRequest {
+                    record: DeliveryRecord {
+                        received_at_us: unix_micros(received_at),
+                        request_id: request_id.clone(),
+                        outcome: DeliveryOutcome::Accepted,
+                        http_status: StatusCode::OK.as_u16(),
+                        processing_us: 0,
+                        body_bytes: i64::try_from(body_bytes).unwrap_or(i64::MAX),
+                        remote_addr: remote_addr.map(|address| address.to_string()),
+                        callback_id: None,
+                        llm_callback_id: None,
+                        signature_scheme: None,
+                        secret_label: None,
+                        authenticated: false,
+                        count: 1,
+                    },
+                    started,
+                };
+                ingest_callback(
+                    &state.store,
+                    &secrets,
+                    state.settings,
+                    request,
+                    received_at,
+                    audit,
+                )
+                .await
+                .map_err(Rejection::Ingest)
             }
         }
     };
 
-    let authenticated = match &result {
-        Ok(accepted) => accepted.signature_valid,
-        // Only a verified sender gets as far as the JSON check in enforce mode.
-        Err(Rejection::Ingest(IngestError::NotJson(_) | IngestError::NotAnObject(_))) => {
-            state.settings.mode == SignatureMode::Enforce
-        }
-        Err(_) => false,
-    };
-    let (outcome, status, callback_id, llm_callback_id, scheme) = match &result {
+    let (outcome, status, callback_id) = match &result {
         Ok(accepted) => (
             if accepted.duplicate {
                 DeliveryOutcome::Duplicate
@@ -158,27 +175,39 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
             },
             StatusCode::OK,
             Some(accepted.callback_id.clone()),
-            Some(accepted.id),
-            accepted.signature_scheme,
         ),
-        Err(rejection) => (rejection.outcome(), rejection.status(), None, None, None),
+        Err(rejection) => (rejection.outcome(), rejection.status(), None),
     };
     let processing_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
     log_outcome(&result, outcome, processing_us, callback_id.as_ref());
-    state.store.record_delivery(DeliveryRecord {
-        received_at_us: unix_micros(received_at),
-        request_id,
-        outcome,
-        http_status: status.as_u16(),
-        processing_us,
-        body_bytes: i64::try_from(body_bytes).unwrap_or(i64::MAX),
-        remote_addr: remote_addr.map(|address| address.to_string()),
-        callback_id,
-        llm_callback_id,
-        signature_scheme: scheme,
-        authenticated,
-        count: 1,
-    });
+    if let Err(rejection) = &result {
+        // An accepted callback's audit row was committed with it.
+        let authenticated = match rejection {
+            // Only a verified sender gets as far as the JSON check in enforce mode.
+            Rejection::Ingest(IngestError::NotJson(_) | IngestError::NotAnObject(_)) => {
+                state.settings.mode == SignatureMode::Enforce
+            }
+            _ => false,
+        };
+        let record = DeliveryRecord {
+            received_at_us: unix_micros(received_at),
+            request_id,
+            outcome,
+            http_status: status.as_u16(),
+            processing_us,
+            body_bytes: i64::try_from(body_bytes).unwrap_or(i64::MAX),
+            remote_addr: remote_addr.map(|address| address.to_string()),
+            callback_id: None,
+            llm_callback_id: None,
+            signature_scheme: signature.scheme(),
+            secret_label: None,
+            authenticated,
+            count: 1,
+        };
+        if let Err(err) = state.store.record_delivery(record).await {
+            tracing::error!(error = %err, "audit row not recorded");
+        }
+    }
     drop(budget_share);
 
     match result {

@@ -15,7 +15,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{DeliveryRecord, InsertOutcome, NewCallback, StoreError};
+use super::{AuditedRequest, DeliveryOutcome, DeliveryRecord, InsertOutcome, NewCallback, StoreError};
 
 /// Most jobs committed in one transaction.
 pub const WRITER_MAX_BATCH: usize = 512;
@@ -66,6 +66,8 @@ fn aggregate_key(record: &DeliveryRecord) -> String {
 enum Job {
     Callback {
         callback: Box<NewCallback>,
+        /// Its audit row, written in the same transaction.
+        audit: Option<Box<AuditedRequest>>,
         reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
     },
     Delivery(Box<DeliveryRecord>),
@@ -93,11 +95,13 @@ impl WriterHandle {
     pub(super) async fn insert_callback(
         &self,
         callback: NewCallback,
+        audit: Option<AuditedRequest>,
     ) -> Result<InsertOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job::Callback {
                 callback: Box::new(callback),
+                audit: audit.map(Box::new),
                 reply,
             })
             .await
@@ -105,7 +109,7 @@ impl WriterHandle {
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    pub(super) fn record_delivery(&self, record: DeliveryRecord) {
+    pub(super) async fn record_delivery(&self, record: DeliveryRecord) -> Result<(), StoreError> {
         if !record.authenticated && record.llm_callback_id.is_none() {
             let was_empty = {
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,13 +122,13 @@ impl WriterHandle {
             if was_empty {
                 let _ = self.jobs.try_send(Job::Wake);
             }
-            return;
+            return Ok(());
         }
-        // The audit log must never hold up or fail a request: when the queue
-        // is full the row is dropped, and the log says so.
-        if let Err(err) = self.jobs.try_send(Job::Delivery(Box::new(record))) {
-            tracing::warn!(error = %err, "delivery audit row dropped: writer queue full");
-        }
+        // Back-pressure, never loss: a full queue makes this request wait.
+        self.jobs
+            .send(Job::Delivery(Box::new(record)))
+            .await
+            .map_err(|_| StoreError::WriterStopped)
     }
 
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
@@ -215,7 +219,24 @@ async fn write_batch(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let result = match job {
-            Job::Callback { callback, .. } => Some(upsert_callback(&mut tx, callback).await?),
+            Job::Callback {
+                callback, audit, ..
+            } => {
+                let outcome = upsert_callback(&mut tx, callback).await?;
+                if let Some(audit) = audit {
+                    let mut record = audit.record.clone();
+                    record.outcome = if outcome.duplicate {
+                        DeliveryOutcome::Duplicate
+                    } else {
+                        DeliveryOutcome::Accepted
+                    };
+                    record.llm_callback_id = Some(outcome.id);
+                    record.processing_us =
+                        i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+                    insert_delivery(&mut tx, &record).await?;
+                }
+                Some(outcome)
+            }
             Job::Delivery(record) => {
                 insert_delivery(&mut tx, record).await?;
                 None
@@ -279,8 +300,9 @@ async fn insert_delivery(
     sqlx::query(
         "INSERT INTO webhook_deliveries (
              received_at, request_id, outcome, http_status, processing_us, body_bytes,
-             remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
+             secret_label)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (aggregate_key) DO UPDATE
              SET count = count + excluded.count,
                  processing_us = max(processing_us, excluded.processing_us),
@@ -298,6 +320,7 @@ async fn insert_delivery(
     .bind(record.signature_scheme.map(|s| s.as_str()))
     .bind(record.count)
     .bind(aggregate)
+    .bind(&record.secret_label)
     .execute(&mut *connection)
     .await?;
     Ok(())

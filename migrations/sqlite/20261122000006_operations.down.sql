@@ -1,0 +1,2 @@
+DROP INDEX webhook_deliveries_outcome;
+ALTER TABLE webhook_deliveries DROP COLUMN secret_label;
