@@ -94,6 +94,42 @@ impl FromStr for FeedCursor {
     }
 }
 
+/// A position in the delivery audit log, ordered by `(received_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeliveryCursor {
+    pub received_at_us: i64,
+    pub id: i64,
+}
+
+impl DeliveryCursor {
+    pub fn parse_optional(raw: Option<&str>) -> Result<Option<Self>, CursorError> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some),
+        }
+    }
+}
+
+impl fmt::Display for DeliveryCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "d{}.{}", self.received_at_us, self.id)
+    }
+}
+
+impl FromStr for DeliveryCursor {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let malformed = || CursorError(text.chars().take(80).collect());
+        let rest = text.strip_prefix('d').ok_or_else(malformed)?;
+        let (micros, id) = rest.split_once('.').ok_or_else(malformed)?;
+        Ok(Self {
+            received_at_us: micros.parse().map_err(|_| malformed())?,
+            id: id.parse().map_err(|_| malformed())?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod feed_tests {
     use super::*;
@@ -114,6 +150,17 @@ mod feed_tests {
             assert!(bad.parse::<FeedCursor>().is_err(), "{bad:?}");
         }
         assert_eq!(FeedCursor::parse_optional(Some(" ")), Ok(None));
+    }
+
+    #[test]
+    fn delivery_cursors_round_trip() {
+        let cursor = DeliveryCursor {
+            received_at_us: 1_763_000_000_000_000,
+            id: 17,
+        };
+        assert_eq!(cursor.to_string().parse::<DeliveryCursor>(), Ok(cursor));
+        assert!("17".parse::<DeliveryCursor>().is_err());
+        assert!("d1.x".parse::<DeliveryCursor>().is_err());
     }
 }
 

@@ -114,3 +114,78 @@ pub struct HistoryFilter {
     /// Text searched in the job id and the error message.
     pub q: Option<String>,
 }
+
+/// One row of the delivery audit log: a webhook request and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryItem {
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    pub request_id: Option<String>,
+    /// `accepted`, `duplicate`, `invalid_signature`, `missing_signature`,
+    /// `stale_timestamp`, `too_large`, `malformed`, `body_timeout`,
+    /// `overloaded` or `error`.
+    pub outcome: String,
+    pub http_status: u16,
+    pub processing_us: i64,
+    pub body_bytes: i64,
+    pub remote_addr: Option<String>,
+    pub callback_id: Option<String>,
+    /// The stored callback's `id`, when there is one.
+    pub llm_callback_id: Option<Uuid>,
+    pub signature_scheme: Option<String>,
+    pub secret_label: Option<String>,
+    /// 1, or how many unauthenticated requests of one address, outcome and
+    /// minute this row stands for.
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryItem>,
+    /// Older rows: pass as `before`.
+    pub next_cursor: Option<String>,
+    /// Newer rows: pass as `after`.
+    pub prev_cursor: Option<String>,
+}
+
+/// Delivery filters; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryFilter {
+    pub outcome: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
+}
+
+/// Processing time percentiles in milliseconds (`None` without requests).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Requests of one interval of the summary's chart, by outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryBucket {
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    pub by_outcome: std::collections::BTreeMap<String, i64>,
+}
+
+/// The deliveries tab's summary strip for one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliverySummary {
+    /// `1h`, `24h` or `7d`.
+    pub window: String,
+    pub total: i64,
+    pub by_outcome: std::collections::BTreeMap<String, i64>,
+    /// Requests rejected for a missing, invalid or stale signature.
+    pub invalid_signature: i64,
+    pub processing_ms: Percentiles,
+    /// Length of each chart interval.
+    pub bucket_secs: i64,
+    /// The chart: one entry per interval, oldest first.
+    pub buckets: Vec<DeliveryBucket>,
+}

@@ -17,7 +17,9 @@ use crate::signature::{
     SecretError, SignatureError, SignatureHeaders, SignatureScheme, WebhookSecret,
     parse_secret_file, parse_secret_list, verify_signature,
 };
-use crate::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, NewCallback, Store, StoreError};
+use crate::store::{
+    AuditedRequest, DeliveryOutcome, DeliveryRecord, NewCallback, Store, StoreError,
+};
 
 /// What to do with a callback whose signature does not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -167,11 +169,11 @@ pub async fn ingest_callback(
     let outcome = store
         .insert_callback_audited(
             NewCallback {
-            id: Uuid::now_v7(),
-            callback_id: callback_id.clone(),
-            signature_valid,
-            signature_scheme: scheme,
-            verified_at_us: signature_valid.then_some(now_us),
+                id: Uuid::now_v7(),
+                callback_id: callback_id.clone(),
+                signature_valid,
+                signature_scheme: scheme,
+                verified_at_us: signature_valid.then_some(now_us),
                 payload: body_text.to_owned(),
                 fields,
                 received_at_us: now_us,

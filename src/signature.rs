@@ -56,6 +56,8 @@ pub struct WebhookSecret {
     label: String,
     /// Its last four characters, for telling secrets apart on screen.
     tail: String,
+    /// The text it was configured as, for an admin's explicit "reveal".
+    text: String,
 }
 
 impl WebhookSecret {
@@ -89,6 +91,7 @@ impl WebhookSecret {
             literal,
             label: String::new(),
             tail: raw[tail_start..].to_owned(),
+            text: raw.to_owned(),
         })
     }
 
@@ -99,6 +102,7 @@ impl WebhookSecret {
             literal: None,
             label: String::new(),
             tail: String::new(),
+            text: String::new(),
         }
     }
 
@@ -115,6 +119,11 @@ impl WebhookSecret {
     /// The secret as the settings page shows it: only its last characters.
     pub fn masked(&self) -> String {
         format!("••••••••{}", self.tail)
+    }
+
+    /// The whole secret as configured. Only for an admin who asked to see it.
+    pub fn reveal(&self) -> &str {
+        &self.text
     }
 
     pub fn as_bytes(&self) -> &[u8] {

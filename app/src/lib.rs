@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod browser;
 pub mod callbacks;
+pub mod deliveries;
 pub mod error;
 pub mod layout;
 #[cfg(feature = "ssr")]

@@ -42,6 +42,8 @@ pub struct DashboardSettings {
     /// Per-address turns for password checks.
     pub argon_turns: Arc<ArgonTurns>,
     pub poll_interval_secs: u64,
+    /// Callbacks and audit rows older than this are deleted (0 keeps all).
+    pub retention_days: u64,
     /// Absolute session lifetime, whatever the activity.
     pub session_max_secs: u64,
     pub login_throttle: LoginThrottle,

@@ -219,6 +219,25 @@ pub struct Config {
     )]
     pub session_max_secs: u64,
 
+    /// Callbacks, their views and audit rows older than this many days are
+    /// deleted by a background task (0 keeps everything).
+    #[arg(
+        long,
+        env = "INBOX_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub retention_days: u64,
+
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
+    #[arg(
+        long,
+        env = "INBOX_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<String>,
+
     /// A client must send its request headers within this time, and a
     /// kept-alive connection is closed after being idle this long.
     #[arg(

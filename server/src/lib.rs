@@ -111,6 +111,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         settings: Arc::new(DashboardSettings {
             argon_turns: Arc::default(),
             poll_interval_secs: config.poll_interval_secs,
+            retention_days: config.retention_days,
             session_max_secs: config.session_max_secs,
             login_throttle: LoginThrottle {
                 base_delay: Duration::from_millis(config.login_delay_ms),

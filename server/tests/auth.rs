@@ -64,6 +64,16 @@ fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>
             vec![("email", VIEWER_EMAIL), ("disabled", "false")],
         ),
         ("/api/admin/settings", vec![]),
+        (
+            "/api/admin/settings/reveal-secret",
+            vec![("label", "LLM_WEBHOOK_SECRET #1")],
+        ),
+        ("/api/inbox/warnings", vec![]),
+        (
+            "/api/deliveries/list",
+            vec![("outcome", "accepted"), ("limit", "5")],
+        ),
+        ("/api/deliveries/summary", vec![("window", "1h")]),
     ])
 }
 

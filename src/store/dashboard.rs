@@ -34,12 +34,12 @@ pub fn clamp_limit(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
-fn time_of(micros: i64) -> OffsetDateTime {
+pub(super) fn time_of(micros: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn micros_of(at: OffsetDateTime) -> i64 {
+pub(super) fn micros_of(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
 
@@ -299,7 +299,7 @@ impl Store {
         direction: HistoryDirection,
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
-        let mut query = history_query(user, filter);
+        let mut query = history_query(user, filter, false);
         match direction {
             HistoryDirection::Newest => {
                 query.push(" ORDER BY c.created_at DESC, c.id DESC");
@@ -366,7 +366,7 @@ impl Store {
         filter: &HistoryFilter,
         direction: HistoryDirection,
     ) -> Result<bool, StoreError> {
-        let mut query = history_query(user, filter);
+        let mut query = history_query(user, filter, false);
         match direction {
             HistoryDirection::Before(cursor) => push_beyond(&mut query, cursor, "<"),
             HistoryDirection::After(cursor) => push_beyond(&mut query, cursor, ">"),
@@ -377,11 +377,22 @@ impl Store {
     }
 }
 
-fn history_query<'a>(user: Uuid, filter: &'a HistoryFilter) -> QueryBuilder<'a, Sqlite> {
+/// The history's filtered select; `with_payload` adds the payload's text
+/// (for export).
+pub(super) fn history_query<'a>(
+    user: Uuid,
+    filter: &'a HistoryFilter,
+    with_payload: bool,
+) -> QueryBuilder<'a, Sqlite> {
     let mut query = QueryBuilder::new(
         "SELECT c.id, c.callback_id, c.external_job_id, c.event_type, c.workflow_name, c.created_at,
-                c.payload_preview, c.signature_valid,
-                EXISTS (SELECT 1 FROM llm_callback_views v
+                c.payload_preview, c.signature_valid, ",
+    );
+    if with_payload {
+        query.push("c.payload, ");
+    }
+    query.push(
+        "EXISTS (SELECT 1 FROM llm_callback_views v
                         WHERE v.callback_id = c.id AND v.admin_user_id = ",
     );
     query.push_bind(user);
@@ -452,7 +463,7 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-fn history_item(row: &SqliteRow) -> Result<HistoryItem, sqlx::Error> {
+pub(super) fn history_item(row: &SqliteRow) -> Result<HistoryItem, sqlx::Error> {
     Ok(HistoryItem {
         id: row.try_get("id")?,
         callback_id: row.try_get("callback_id")?,

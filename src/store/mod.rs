@@ -7,9 +7,14 @@
 //! request.
 
 mod dashboard;
+mod operations;
 mod writer;
 
 pub use dashboard::{DEFAULT_PAGE, HistoryDirection, MAX_PAGE, clamp_limit};
+pub use operations::{
+    DeliveryDirection, ExportRow, PURGE_BATCH, PurgeReport, SecretUse, SummaryWindow,
+    weighted_percentile,
+};
 
 use std::path::Path;
 use std::str::FromStr;

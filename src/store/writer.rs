@@ -15,7 +15,9 @@ use sqlx::{Connection, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{AuditedRequest, DeliveryOutcome, DeliveryRecord, InsertOutcome, NewCallback, StoreError};
+use super::{
+    AuditedRequest, DeliveryOutcome, DeliveryRecord, InsertOutcome, NewCallback, StoreError,
+};
 
 /// Most jobs committed in one transaction.
 pub const WRITER_MAX_BATCH: usize = 512;

@@ -47,8 +47,14 @@ pub struct SettingsSummary {
     pub max_body_bytes: u64,
     pub timestamp_tolerance_secs: u64,
     pub poll_interval_secs: u64,
+    /// Callbacks and audit rows older than this many days are deleted; 0 keeps all.
+    pub retention_days: u64,
     /// The secrets that verify signatures, current first; never the secrets themselves.
     pub secrets: Vec<SecretSummary>,
+    /// A signed test request, ready to paste; it reads the secret from `$LLM_WEBHOOK_SECRET`.
+    pub curl_example: String,
+    /// The same with the companion CLI.
+    pub send_example: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +63,20 @@ pub struct SecretSummary {
     pub label: String,
     /// Enough of it to tell secrets apart, never enough to sign with.
     pub masked: String,
+    /// When it last verified a request, if it ever did.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Requests it verified in the last 24 hours.
+    pub uses_24h: i64,
+}
+
+/// Conditions every admin page warns about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxWarnings {
+    /// `INBOX_SIGNATURE_MODE=flag`: unsigned callbacks are stored.
+    pub flag_mode: bool,
+    /// No sender has used any current secret yet.
+    pub secret_unused: bool,
 }
 
 /// Every account, by email.
@@ -99,5 +119,21 @@ pub async fn set_user_disabled(email: String, disabled: bool) -> Result<UserSumm
 pub async fn load_settings() -> Result<SettingsSummary, AppError> {
     use self::server::*;
     require_user(Role::Admin).await?;
-    settings_summary(&crate::state::app_state()?)
+    settings_summary(&crate::state::app_state()?).await
+}
+
+/// One whole secret, by its label: only on an admin's explicit request.
+#[server(prefix = "/api", endpoint = "admin/settings/reveal-secret")]
+pub async fn reveal_secret(label: String) -> Result<String, AppError> {
+    use self::server::*;
+    let admin = require_user(Role::Admin).await?;
+    reveal(&admin, &crate::state::app_state()?, &label)
+}
+
+/// What every admin page warns about (any signed-in user may ask).
+#[server(prefix = "/api", endpoint = "inbox/warnings")]
+pub async fn load_warnings() -> Result<InboxWarnings, AppError> {
+    use self::server::*;
+    require_user(Role::Viewer).await?;
+    warnings(&crate::state::app_state()?).await
 }

@@ -6,11 +6,11 @@ pub use crate::callbacks::server::store;
 pub use inbox_core::accounts::Role;
 
 use inbox_core::accounts::{AccountError, User, normalize_email, random_password};
-use inbox_core::ingest::SignatureMode;
+use inbox_core::ingest::{SignatureMode, unix_micros};
 use inbox_core::log_text::LogText;
 use time::OffsetDateTime;
 
-use super::{Invitation, SecretSummary, SettingsSummary, UserSummary};
+use super::{InboxWarnings, Invitation, SecretSummary, SettingsSummary, UserSummary};
 use crate::callbacks::server::now_us;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -120,13 +120,19 @@ pub async fn change_disabled(
     Ok(user_summary(user))
 }
 
-pub fn settings_summary(state: &AppState) -> Result<SettingsSummary, AppError> {
+pub async fn settings_summary(state: &AppState) -> Result<SettingsSummary, AppError> {
     let webhook = &state.webhook;
+    let now = OffsetDateTime::now_utc();
+    let uses = state
+        .store
+        .secret_uses(unix_micros(now))
+        .await
+        .map_err(AppError::internal)?;
+    let webhook_url = format!(
+        "{}/api/webhooks/llm-callback",
+        webhook.base_url.trim_end_matches('/')
+    );
     Ok(SettingsSummary {
-        webhook_url: format!(
-            "{}/api/webhooks/llm-callback",
-            webhook.base_url.trim_end_matches('/')
-        ),
         signature_mode: match webhook.ingest.mode {
             SignatureMode::Enforce => "enforce",
             SignatureMode::Flag => "flag",
@@ -135,15 +141,52 @@ pub fn settings_summary(state: &AppState) -> Result<SettingsSummary, AppError> {
         max_body_bytes: u64::try_from(webhook.max_body_bytes).unwrap_or(u64::MAX),
         timestamp_tolerance_secs: webhook.ingest.timestamp_tolerance_secs,
         poll_interval_secs: state.settings.poll_interval_secs,
+        retention_days: state.settings.retention_days,
         secrets: webhook
             .secrets
             .current()
             .iter()
-            .map(|secret| SecretSummary {
-                label: secret.label().to_owned(),
-                masked: secret.masked(),
+            .map(|secret| {
+                let used = uses.iter().find(|used| used.label == secret.label());
+                SecretSummary {
+                    label: secret.label().to_owned(),
+                    masked: secret.masked(),
+                    last_used_at: used.map(|used| time_of(used.last_used_at_us)),
+                    uses_24h: used.map_or(0, |used| used.uses_24h),
+                }
             })
             .collect(),
+        curl_example: inbox_core::ingest::curl_example(&webhook.base_url, "$LLM_WEBHOOK_SECRET"),
+        send_example: format!(
+            "echo '{{\"job_id\":\"job_demo\",\"event\":\"workflow.completed\"}}' | \\\n  callback-inbox send - --url {webhook_url} --secret \"$LLM_WEBHOOK_SECRET\""
+        ),
+        webhook_url,
+    })
+}
+
+/// The whole secret with `label`; logged (without the secret) as an admin action.
+pub fn reveal(admin: &User, state: &AppState, label: &str) -> Result<String, AppError> {
+    let secrets = state.webhook.secrets.current();
+    let secret = secrets
+        .iter()
+        .find(|secret| secret.label() == label)
+        .ok_or_else(|| AppError::NotFound(format!("no secret labelled {label:?}")))?;
+    tracing::info!(admin = %admin.email, label = %LogText::new(label), "webhook secret revealed");
+    Ok(secret.reveal().to_owned())
+}
+
+pub async fn warnings(state: &AppState) -> Result<InboxWarnings, AppError> {
+    let uses = state
+        .store
+        .secret_uses(unix_micros(OffsetDateTime::now_utc()))
+        .await
+        .map_err(AppError::internal)?;
+    let secrets = state.webhook.secrets.current();
+    Ok(InboxWarnings {
+        flag_mode: state.webhook.ingest.mode == SignatureMode::Flag,
+        secret_unused: !secrets
+            .iter()
+            .any(|secret| uses.iter().any(|used| used.label == secret.label())),
     })
 }
 

@@ -1,0 +1,1 @@
+//! The Deliveries page (built next).

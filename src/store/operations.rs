@@ -1,0 +1,430 @@
+//! The operator's reads and chores: the delivery audit log and its summary,
+//! which secret senders use, retention, and export pages.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use time::OffsetDateTime;
+
+use super::dashboard::{history_item, history_query, micros_of, time_of};
+use super::{Store, StoreError};
+use crate::cursor::{DeliveryCursor, PollCursor};
+use crate::dto::{
+    DeliveryBucket, DeliveryFilter, DeliveryItem, DeliveryPage, DeliverySummary, HistoryFilter,
+    HistoryItem, Percentiles,
+};
+
+/// Outcomes of requests rejected for their signature.
+const SIGNATURE_OUTCOMES: [&str; 3] = ["missing_signature", "invalid_signature", "stale_timestamp"];
+/// Rows deleted per statement by retention: small enough that the writer
+/// never waits long for the database.
+pub const PURGE_BATCH: i64 = 500;
+
+/// Which way a deliveries page goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryDirection {
+    Newest,
+    Before(DeliveryCursor),
+    After(DeliveryCursor),
+}
+
+/// The summary strip's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryWindow {
+    Hour,
+    Day,
+    Week,
+}
+
+impl SummaryWindow {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "1h" => Some(Self::Hour),
+            "" | "24h" => Some(Self::Day),
+            "7d" => Some(Self::Week),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hour => "1h",
+            Self::Day => "24h",
+            Self::Week => "7d",
+        }
+    }
+
+    fn secs(self) -> i64 {
+        match self {
+            Self::Hour => 3_600,
+            Self::Day => 86_400,
+            Self::Week => 7 * 86_400,
+        }
+    }
+
+    /// The chart's interval: 60, 48 or 42 bars.
+    fn bucket_secs(self) -> i64 {
+        match self {
+            Self::Hour => 60,
+            Self::Day => 1_800,
+            Self::Week => 4 * 3_600,
+        }
+    }
+}
+
+/// How often a secret verified requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretUse {
+    pub label: String,
+    pub last_used_at_us: i64,
+    pub uses_24h: i64,
+}
+
+/// What one retention run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub callbacks: u64,
+    pub views: u64,
+    pub deliveries: u64,
+}
+
+/// One exported callback: the history fields and the payload's exact text.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    pub item: HistoryItem,
+    pub payload: String,
+}
+
+fn delivery_item(row: &SqliteRow) -> Result<DeliveryItem, sqlx::Error> {
+    Ok(DeliveryItem {
+        received_at: time_of(row.try_get("received_at")?),
+        request_id: row.try_get("request_id")?,
+        outcome: row.try_get("outcome")?,
+        http_status: u16::try_from(row.try_get::<i64, _>("http_status")?).unwrap_or(0),
+        processing_us: row.try_get("processing_us")?,
+        body_bytes: row.try_get("body_bytes")?,
+        remote_addr: row.try_get("remote_addr")?,
+        callback_id: row.try_get("callback_id")?,
+        llm_callback_id: row.try_get("llm_callback_id")?,
+        signature_scheme: row.try_get("signature_scheme")?,
+        secret_label: row.try_get("secret_label")?,
+        count: row.try_get("count")?,
+    })
+}
+
+fn delivery_query(filter: &DeliveryFilter) -> QueryBuilder<'_, Sqlite> {
+    let mut query = QueryBuilder::new(
+        "SELECT id, received_at, request_id, outcome, http_status, processing_us, body_bytes,
+                remote_addr, callback_id, llm_callback_id, signature_scheme, secret_label, count
+         FROM webhook_deliveries WHERE 1 = 1",
+    );
+    if let Some(outcome) = filter.outcome.as_deref().filter(|o| !o.is_empty()) {
+        query.push(" AND outcome = ").push_bind(outcome);
+    }
+    if let Some(from) = filter.from {
+        query
+            .push(" AND received_at >= ")
+            .push_bind(micros_of(from));
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND received_at <= ").push_bind(micros_of(to));
+    }
+    query
+}
+
+fn push_delivery_beyond(query: &mut QueryBuilder<'_, Sqlite>, cursor: DeliveryCursor, op: &str) {
+    query
+        .push(format!(" AND (received_at, id) {op} ("))
+        .push_bind(cursor.received_at_us)
+        .push(", ")
+        .push_bind(cursor.id)
+        .push(")");
+}
+
+/// The value at percentile `p` (nearest rank) of `sorted` (value, weight) pairs.
+pub fn weighted_percentile(sorted: &[(i64, i64)], total: i64, p: f64) -> Option<i64> {
+    if total <= 0 {
+        return None;
+    }
+    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as i64;
+    let mut seen = 0;
+    for (value, weight) in sorted {
+        seen += weight;
+        if seen >= rank {
+            return Some(*value);
+        }
+    }
+    sorted.last().map(|(value, _)| *value)
+}
+
+impl Store {
+    /// A page of the delivery audit log, newest first.
+    pub async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        direction: DeliveryDirection,
+        limit: u32,
+    ) -> Result<DeliveryPage, StoreError> {
+        let mut query = delivery_query(filter);
+        match direction {
+            DeliveryDirection::Newest => {}
+            DeliveryDirection::Before(cursor) => push_delivery_beyond(&mut query, cursor, "<"),
+            DeliveryDirection::After(cursor) => push_delivery_beyond(&mut query, cursor, ">"),
+        }
+        query.push(match direction {
+            DeliveryDirection::After(_) => " ORDER BY received_at ASC, id ASC",
+            _ => " ORDER BY received_at DESC, id DESC",
+        });
+        query.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(self.pool()).await?;
+        let more = rows.len() > limit as usize;
+        let mut keyed = rows
+            .iter()
+            .take(limit as usize)
+            .map(|row| {
+                let cursor = DeliveryCursor {
+                    received_at_us: row.try_get("received_at")?,
+                    id: row.try_get("id")?,
+                };
+                Ok((cursor, delivery_item(row)?))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        if matches!(direction, DeliveryDirection::After(_)) {
+            keyed.reverse();
+        }
+        let newest = keyed.first().map(|(cursor, _)| *cursor);
+        let oldest = keyed.last().map(|(cursor, _)| *cursor);
+        let (older, newer) = match direction {
+            DeliveryDirection::Newest => (more, false),
+            DeliveryDirection::Before(cursor) => (
+                more,
+                self.deliveries_exist(filter, newest.unwrap_or(cursor), ">")
+                    .await?,
+            ),
+            DeliveryDirection::After(cursor) => (
+                self.deliveries_exist(filter, oldest.unwrap_or(cursor), "<")
+                    .await?,
+                more,
+            ),
+        };
+        Ok(DeliveryPage {
+            next_cursor: oldest.filter(|_| older).map(|c| c.to_string()),
+            prev_cursor: newest.filter(|_| newer).map(|c| c.to_string()),
+            items: keyed.into_iter().map(|(_, item)| item).collect(),
+        })
+    }
+
+    async fn deliveries_exist(
+        &self,
+        filter: &DeliveryFilter,
+        cursor: DeliveryCursor,
+        op: &str,
+    ) -> Result<bool, StoreError> {
+        let mut query = delivery_query(filter);
+        push_delivery_beyond(&mut query, cursor, op);
+        query.push(" LIMIT 1");
+        Ok(query.build().fetch_optional(self.pool()).await?.is_some())
+    }
+
+    /// Counts, percentiles and the chart of the last `window` before `now`.
+    pub async fn delivery_summary(
+        &self,
+        window: SummaryWindow,
+        now: OffsetDateTime,
+    ) -> Result<DeliverySummary, StoreError> {
+        let now_us = micros_of(now);
+        let since_us = now_us - window.secs() * 1_000_000;
+        let bucket_us = window.bucket_secs() * 1_000_000;
+        let first_bucket = since_us.div_euclid(bucket_us);
+
+        let rows = sqlx::query(
+            "SELECT outcome, (received_at / ?2) AS bucket, sum(count) AS n
+             FROM webhook_deliveries WHERE received_at > ?1
+             GROUP BY outcome, bucket",
+        )
+        .bind(since_us)
+        .bind(bucket_us)
+        .fetch_all(self.pool())
+        .await?;
+        let bars = (now_us.div_euclid(bucket_us) - first_bucket + 1).max(1);
+        let mut buckets: Vec<DeliveryBucket> = (0..bars)
+            .map(|n| DeliveryBucket {
+                start: time_of((first_bucket + n) * bucket_us),
+                by_outcome: BTreeMap::new(),
+            })
+            .collect();
+        let mut by_outcome = BTreeMap::new();
+        for row in &rows {
+            let outcome: String = row.try_get("outcome")?;
+            let bucket: i64 = row.try_get("bucket")?;
+            let n: i64 = row.try_get("n")?;
+            *by_outcome.entry(outcome.clone()).or_insert(0) += n;
+            if let Some(bar) = usize::try_from(bucket - first_bucket)
+                .ok()
+                .and_then(|at| buckets.get_mut(at))
+            {
+                *bar.by_outcome.entry(outcome).or_insert(0) += n;
+            }
+        }
+        let total = by_outcome.values().sum();
+        let invalid_signature = SIGNATURE_OUTCOMES
+            .iter()
+            .filter_map(|outcome| by_outcome.get(*outcome))
+            .sum();
+
+        let times: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT processing_us, sum(count) FROM webhook_deliveries WHERE received_at > ?1
+             GROUP BY processing_us ORDER BY processing_us",
+        )
+        .bind(since_us)
+        .fetch_all(self.pool())
+        .await?;
+        let ms = |p| weighted_percentile(&times, total, p).map(|us| us as f64 / 1000.0);
+        Ok(DeliverySummary {
+            window: window.as_str().to_owned(),
+            total,
+            by_outcome,
+            invalid_signature,
+            processing_ms: Percentiles {
+                p50: ms(50.0),
+                p95: ms(95.0),
+                p99: ms(99.0),
+            },
+            bucket_secs: window.bucket_secs(),
+            buckets,
+        })
+    }
+
+    /// For each secret label that verified a request: when last, and how
+    /// many times in the 24 hours before `now_us`.
+    pub async fn secret_uses(&self, now_us: i64) -> Result<Vec<SecretUse>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT secret_label, max(received_at) AS last_used,
+                    sum(CASE WHEN received_at > ?1 THEN count ELSE 0 END) AS uses
+             FROM webhook_deliveries
+             WHERE secret_label IS NOT NULL AND outcome IN ('accepted', 'duplicate')
+             GROUP BY secret_label",
+        )
+        .bind(now_us - 86_400_000_000)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SecretUse {
+                    label: row.try_get("secret_label")?,
+                    last_used_at_us: row.try_get("last_used")?,
+                    uses_24h: row.try_get("uses")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Deletes callbacks (their views go with them) and audit rows received
+    /// before `cutoff_us`, [`PURGE_BATCH`] rows per statement with a pause
+    /// between statements, so the writer is never held up for long.
+    pub async fn purge_older_than(&self, cutoff_us: i64) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport::default();
+        loop {
+            let mut tx = self.pool().begin().await?;
+            let views = sqlx::query(
+                "DELETE FROM llm_callback_views WHERE callback_id IN
+                   (SELECT id FROM llm_callbacks WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+            )
+            .bind(cutoff_us)
+            .bind(PURGE_BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let callbacks = sqlx::query(
+                "DELETE FROM llm_callbacks WHERE id IN
+                   (SELECT id FROM llm_callbacks WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+            )
+            .bind(cutoff_us)
+            .bind(PURGE_BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            report.views += views;
+            report.callbacks += callbacks;
+            if callbacks < PURGE_BATCH as u64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        loop {
+            let deliveries = sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE id IN
+                   (SELECT id FROM webhook_deliveries WHERE received_at < ?1 LIMIT ?2)",
+            )
+            .bind(cutoff_us)
+            .bind(PURGE_BATCH)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+            report.deliveries += deliveries;
+            if deliveries < PURGE_BATCH as u64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Sign-in attempts only matter within their window.
+        sqlx::query("DELETE FROM login_failures WHERE failed_at < ?1")
+            .bind(cutoff_us.max(micros_of(OffsetDateTime::now_utc()) - 86_400_000_000))
+            .execute(self.pool())
+            .await?;
+        Ok(report)
+    }
+
+    /// One page of callbacks to export, newest first, with their payloads.
+    pub async fn export_page(
+        &self,
+        user: uuid::Uuid,
+        filter: &HistoryFilter,
+        before: Option<PollCursor>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let mut query = history_query(user, filter, true);
+        if let Some(cursor) = before {
+            query
+                .push(" AND (c.created_at, c.id) < (")
+                .push_bind(cursor.created_at_us)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        query.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ");
+        query.push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExportRow {
+                    item: history_item(row)?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_percentiles_use_the_nearest_rank() {
+        // 1..=100 ms once each.
+        let times: Vec<(i64, i64)> = (1..=100).map(|ms| (ms * 1000, 1)).collect();
+        assert_eq!(weighted_percentile(&times, 100, 50.0), Some(50_000));
+        assert_eq!(weighted_percentile(&times, 100, 95.0), Some(95_000));
+        assert_eq!(weighted_percentile(&times, 100, 99.0), Some(99_000));
+        // An aggregated row weighs as many requests as it counts.
+        let times = [(1_000, 98), (500_000, 2)];
+        assert_eq!(weighted_percentile(&times, 100, 95.0), Some(1_000));
+        assert_eq!(weighted_percentile(&times, 100, 99.0), Some(500_000));
+        assert_eq!(weighted_percentile(&[], 0, 50.0), None);
+    }
+}
