@@ -14,7 +14,12 @@ use crate::callbacks::window::CallbackWindow;
 use crate::theme::ThemeToggle;
 
 /// The admin tabs, in order. Each is a real page.
-const TABS: &[(&str, &str)] = &[("/admin/callbacks", "Callbacks"), ("/admin/users", "Users")];
+const TABS: &[(&str, &str)] = &[
+    ("/admin/callbacks", "Callbacks"),
+    ("/admin/deliveries", "Deliveries"),
+    ("/admin/users", "Users"),
+    ("/admin/settings", "Settings"),
+];
 
 #[component]
 pub fn AdminLayout(children: Children) -> impl IntoView {
@@ -70,6 +75,7 @@ pub fn AdminLayout(children: Children) -> impl IntoView {
                 </div>
             </header>
             <main id="main" class="app-main" tabindex="-1">
+                <crate::settings::banner::InboxWarningsBanner />
                 {children()}
             </main>
             <ServerInfoFooter />

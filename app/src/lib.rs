@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod deliveries;
 pub mod error;
 pub mod layout;
+pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod theme;
@@ -23,7 +24,9 @@ use leptos_router::{SsrMode, path};
 use crate::admin::users::UsersPage;
 use crate::auth::LoginPage;
 use crate::callbacks::history::CallbacksPage;
+use crate::deliveries::page::DeliveriesPage;
 use crate::layout::AdminLayout;
+use crate::settings::page::SettingsPage;
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -102,6 +105,8 @@ pub fn App() -> impl IntoView {
                 // Async: the history table arrives with its data, never empty first.
                 <Route path=path!("/admin/callbacks") view=CallbacksRoute ssr=SsrMode::Async />
                 <Route path=path!("/admin/users") view=UsersRoute ssr=SsrMode::Async />
+                <Route path=path!("/admin/deliveries") view=DeliveriesRoute ssr=SsrMode::Async />
+                <Route path=path!("/admin/settings") view=SettingsRoute ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -121,6 +126,24 @@ fn UsersRoute() -> impl IntoView {
     view! {
         <AdminLayout>
             <UsersPage />
+        </AdminLayout>
+    }
+}
+
+#[component]
+fn DeliveriesRoute() -> impl IntoView {
+    view! {
+        <AdminLayout>
+            <DeliveriesPage />
+        </AdminLayout>
+    }
+}
+
+#[component]
+fn SettingsRoute() -> impl IntoView {
+    view! {
+        <AdminLayout>
+            <SettingsPage />
         </AdminLayout>
     }
 }

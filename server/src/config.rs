@@ -32,6 +32,47 @@ pub enum Command {
     /// Manage admin accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Delete callbacks (with their views) and audit rows older than the
+    /// retention now, and print what was removed.
+    Purge {
+        /// Defaults to INBOX_RETENTION_DAYS.
+        #[arg(long)]
+        older_than_days: Option<u64>,
+    },
+    /// Write callbacks to stdout (or --output) as NDJSON, JSON or CSV.
+    #[command(
+        after_help = "Examples:\n  callback-inbox export --format csv --event-type workflow.failed > failed.csv\n  callback-inbox export --format json --from 2026-11-01 --output november.json"
+    )]
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// ndjson (one record a line), json (an array) or csv.
+    #[arg(long, default_value = "ndjson")]
+    pub format: String,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Whose viewed state the `viewed` column and --viewed use.
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub event_type: Option<String>,
+    #[arg(long)]
+    pub workflow_name: Option<String>,
+    #[arg(long)]
+    pub signature_valid: Option<String>,
+    #[arg(long)]
+    pub viewed: Option<String>,
+    /// A date (whole day, UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Text searched in the job id and error message.
+    #[arg(long)]
+    pub q: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,8 +23,8 @@ pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Creates the folder and the file with owner-only modes when missing, and
-/// tightens the database, `-wal` and `-shm` files when they exist.
+/// Before SQLite opens the database: creates the folder and the file with
+/// owner-only modes when missing, and tightens existing files.
 pub fn protect_sqlite_files(database_url: &str) -> Result<(), StartupError> {
     let Some(path) = sqlite_path(database_url) else {
         return Ok(());
@@ -35,12 +35,24 @@ pub fn protect_sqlite_files(database_url: &str) -> Result<(), StartupError> {
             path.display()
         ))
     })?;
+    tighten_files(&path);
+    Ok(())
+}
+
+/// After SQLite opened the database: tightens the `-wal` and `-shm` files
+/// it may have created from an older, wider database file.
+pub fn tighten_sqlite_files(database_url: &str) {
+    if let Some(path) = sqlite_path(database_url) {
+        tighten_files(&path);
+    }
+}
+
+fn tighten_files(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.clone().into_os_string();
+        let mut file = path.as_os_str().to_owned();
         file.push(suffix);
         tighten(Path::new(&file));
     }
-    Ok(())
 }
 
 #[cfg(unix)]

@@ -5,7 +5,10 @@ pub mod accounts;
 pub mod config;
 pub mod connection;
 pub mod data_files;
+pub mod export;
+pub mod prometheus;
 pub mod request_id;
+pub mod retention;
 pub mod security;
 pub mod site;
 pub mod stream;
@@ -72,7 +75,7 @@ pub struct Server {
 pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
     data_files::protect_sqlite_files(&config.database_url)?;
     let store = Store::open(&config.database_url).await?;
-    data_files::protect_sqlite_files(&config.database_url)?;
+    data_files::tighten_sqlite_files(&config.database_url);
     let secrets_file = match &config.webhook_secrets_file {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
             StartupError::Config(format!(
@@ -172,6 +175,14 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
                 sessions: session_store,
             }),
         )
+        .route("/api/callbacks/export", get(export::export_callbacks))
+        .route(
+            "/metrics",
+            get(prometheus::metrics).with_state(prometheus::MetricsState::new(
+                store.clone(),
+                config.metrics_token.as_deref(),
+            )),
+        )
         .route("/healthz", get(health))
         .route(
             "/",
@@ -206,6 +217,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             Duration::from_secs(config.body_timeout_secs),
         ))
         .layer(axum::middleware::from_fn(request_id::assign_request_id));
+    retention::spawn(store.clone(), config.retention_days);
     let limits = ConnectionLimits {
         header_timeout: Duration::from_secs(config.header_timeout_secs),
     };

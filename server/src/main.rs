@@ -52,6 +52,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Secret(command) => secret(command, &config).await,
+        Command::Purge { older_than_days } => {
+            let days = older_than_days.unwrap_or(config.retention_days);
+            if days == 0 {
+                return Err(
+                    "retention is off (INBOX_RETENTION_DAYS=0); pass --older-than-days N"
+                        .to_owned(),
+                );
+            }
+            let store = open_store(&config).await?;
+            let report = inbox_server::retention::purge(&store, days)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "removed {} callbacks ({} views) and {} audit rows older than {days} days",
+                report.callbacks, report.views, report.deliveries
+            );
+            Ok(())
+        }
+        Command::Export(args) => export(args, &config).await,
         Command::Admin(command) => admin(command, &config).await,
     }
 }
@@ -119,6 +138,53 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
             println!("{} is now {}", user.email, user.role.as_str());
         }
     }
+    Ok(())
+}
+
+async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Result<(), String> {
+    use app::callbacks::server::{filter_text, parse_flag, parse_time};
+    use inbox_core::dto::HistoryFilter;
+    use inbox_server::export::{ExportFormat, export_to};
+
+    let format = ExportFormat::parse(&args.format).ok_or("--format must be ndjson, json or csv")?;
+    let store = open_store(config).await?;
+    let user = match &args.email {
+        Some(email) => {
+            store
+                .user_by_email(&email.trim().to_lowercase())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no account with the email {email:?}"))?
+                .0
+                .id
+        }
+        None => uuid::Uuid::nil(),
+    };
+    let filter = HistoryFilter {
+        event_type: filter_text("event_type", args.event_type).map_err(|e| e.to_string())?,
+        workflow_name: filter_text("workflow_name", args.workflow_name)
+            .map_err(|e| e.to_string())?,
+        signature_valid: parse_flag("signature_valid", args.signature_valid.as_deref())
+            .map_err(|e| e.to_string())?,
+        viewed: parse_flag("viewed", args.viewed.as_deref()).map_err(|e| e.to_string())?,
+        from: parse_time("from", args.from.as_deref(), false).map_err(|e| e.to_string())?,
+        to: parse_time("to", args.to.as_deref(), true).map_err(|e| e.to_string())?,
+        q: filter_text("q", args.q).map_err(|e| e.to_string())?,
+    };
+    let written = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            export_to(store.clone(), user, filter, format, &mut out).await
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            export_to(store.clone(), user, filter, format, &mut out).await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    tracing::info!(bytes = written, "export written");
     Ok(())
 }
 

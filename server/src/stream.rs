@@ -82,6 +82,7 @@ pub async fn callback_stream(
             }
         },
     };
+    metrics::gauge!("callback_inbox_stream_clients").increment(1.0);
     let feed = FeedStream {
         store,
         sessions: state.sessions,
@@ -117,6 +118,12 @@ struct FeedStream {
     cursor: FeedCursor,
     notices: broadcast::Receiver<i64>,
     pending: VecDeque<(FeedCursor, CallbackSummary)>,
+}
+
+impl Drop for FeedStream {
+    fn drop(&mut self) {
+        metrics::gauge!("callback_inbox_stream_clients").decrement(1.0);
+    }
 }
 
 impl FeedStream {

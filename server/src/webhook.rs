@@ -180,6 +180,14 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
     };
     let processing_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
     log_outcome(&result, outcome, processing_us, callback_id.as_ref());
+    metrics::counter!("callback_inbox_webhook_requests_total", "outcome" => outcome.as_str())
+        .increment(1);
+    metrics::histogram!("callback_inbox_webhook_processing_seconds")
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("callback_inbox_webhook_body_bytes").record(body_bytes as f64);
+    if outcome == DeliveryOutcome::Duplicate {
+        metrics::counter!("callback_inbox_webhook_duplicates_total").increment(1);
+    }
     if let Err(rejection) = &result {
         // An accepted callback's audit row was committed with it.
         let authenticated = match rejection {

@@ -378,6 +378,17 @@ impl Store {
         Ok(report)
     }
 
+    /// Signed-in sessions that have not expired (the session layer's table).
+    pub async fn active_sessions(&self) -> Result<i64, StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM tower_sessions WHERE expiry_date > ?1")
+                .bind(now)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
     /// One page of callbacks to export, newest first, with their payloads.
     pub async fn export_page(
         &self,

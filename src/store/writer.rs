@@ -162,6 +162,7 @@ async fn run(
                     .map(|count| Job::Delivery(Box::new(count))),
             );
         }
+        metrics::histogram!("callback_inbox_store_batch_size").record(batch.len() as f64);
         let results = match write_batch(&mut connection, &batch).await {
             Ok(results) => results,
             Err(err) => {

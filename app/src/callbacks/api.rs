@@ -19,6 +19,7 @@ use crate::error::AppError;
 pub async fn poll(after: Option<String>, limit: Option<u32>) -> Result<PollPage, AppError> {
     use super::server::*;
     let user = require_user(Role::Viewer).await?;
+    metrics::counter!("callback_inbox_poll_requests_total").increment(1);
     let after = parse_feed_cursor(after.as_deref())?;
     store()?
         .poll(user.id, after, clamp_limit(limit))

@@ -1,0 +1,8 @@
+//! The Settings tab (the webhook's configuration for senders) and the
+//! warnings banner at the top of every admin page. The server functions live
+//! in [`crate::admin`].
+
+pub mod banner;
+pub mod clipboard;
+pub mod format;
+pub mod page;
