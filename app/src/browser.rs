@@ -2,22 +2,50 @@
 //! these are never called from effects) they are inert, so components stay
 //! free of `cfg` noise.
 
+/// What a copy to the clipboard can run into; the text is shown to the admin.
+pub const NO_CLIPBOARD: &str =
+    "No clipboard here: the browser offers it only over HTTPS or on localhost. Select the text and copy it by hand.";
+pub const CLIPBOARD_REFUSED: &str =
+    "The browser refused to copy (no permission). Select the text and copy it by hand.";
+
 #[cfg(feature = "hydrate")]
 mod imp {
-    use wasm_bindgen::JsCast;
+    use wasm_bindgen::{JsCast, JsValue};
 
     fn window() -> Option<web_sys::Window> {
         web_sys::window()
     }
 
+    fn local_storage() -> Option<web_sys::Storage> {
+        window()?.local_storage().ok()?
+    }
+
     pub fn storage_get(key: &str) -> Option<String> {
-        window()?.local_storage().ok()??.get_item(key).ok()?
+        local_storage()?.get_item(key).ok()?
     }
 
     pub fn storage_set(key: &str, value: &str) {
-        if let Some(Ok(Some(storage))) = window().map(|w| w.local_storage()) {
+        if let Some(storage) = local_storage() {
             let _ = storage.set_item(key, value);
         }
+    }
+
+    pub fn storage_remove(key: &str) {
+        if let Some(storage) = local_storage() {
+            let _ = storage.remove_item(key);
+        }
+    }
+
+    /// Every stored key that starts with `prefix`.
+    pub fn storage_keys(prefix: &str) -> Vec<String> {
+        let Some(storage) = local_storage() else {
+            return Vec::new();
+        };
+        let count = storage.length().unwrap_or(0);
+        (0..count)
+            .filter_map(|i| storage.key(i).ok().flatten())
+            .filter(|key| key.starts_with(prefix))
+            .collect()
     }
 
     pub fn now_ms() -> f64 {
@@ -36,10 +64,33 @@ mod imp {
             .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
     }
 
+    pub fn document_focused() -> bool {
+        window()
+            .and_then(|w| w.document())
+            .is_none_or(|d| d.has_focus().unwrap_or(true))
+    }
+
+    /// `navigator.clipboard`, which exists only in secure contexts.
+    fn clipboard() -> Option<web_sys::Clipboard> {
+        let navigator = window()?.navigator();
+        let clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard")).ok()?;
+        (!clipboard.is_undefined() && !clipboard.is_null()).then(|| clipboard.unchecked_into())
+    }
+
+    /// Copies without waiting for the outcome (for buttons that show none).
     pub fn copy_text(text: &str) {
-        if let Some(window) = window() {
-            let _ = window.navigator().clipboard().write_text(text);
+        if let Some(clipboard) = clipboard() {
+            let _ = clipboard.write_text(text);
         }
+    }
+
+    /// Copies `text`; the error is a sentence to show the admin.
+    pub async fn write_clipboard(text: &str) -> Result<(), &'static str> {
+        let clipboard = clipboard().ok_or(super::NO_CLIPBOARD)?;
+        wasm_bindgen_futures::JsFuture::from(clipboard.write_text(text))
+            .await
+            .map(|_| ())
+            .map_err(|_| super::CLIPBOARD_REFUSED)
     }
 
     pub fn viewport() -> (f64, f64) {
@@ -74,8 +125,7 @@ mod imp {
             None => url.search_params().delete(name),
         }
         if let Ok(history) = window.history() {
-            let _ =
-                history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url.href()));
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url.href()));
         }
     }
 
@@ -120,9 +170,41 @@ mod imp {
     /// A time in the browser's locale and time zone.
     pub fn local_time(at: time::OffsetDateTime) -> String {
         let ms = (at.unix_timestamp_nanos() / 1_000_000) as f64;
-        js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms))
-            .to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED)
+        js_sys::Date::new(&JsValue::from_f64(ms))
+            .to_locale_string("default", &JsValue::UNDEFINED)
             .into()
+    }
+
+    /// The first and last instant of a day (`YYYY-MM-DD`) in the browser's
+    /// time zone, as RFC 3339 with the local offset: DST days are 23 or 25 h.
+    pub fn local_day_bounds(date: &str) -> Option<(String, String)> {
+        let (year, month, day) = super::parse_date(date)?;
+        let midnight = |day_offset: u32| {
+            js_sys::Date::new_with_year_month_day(year, (month - 1) as i32, (day + day_offset) as i32)
+                .get_time()
+        };
+        let at = |ms: f64| {
+            // getTimezoneOffset is UTC minus local time, in minutes, at that instant.
+            let offset = -(js_sys::Date::new(&JsValue::from_f64(ms)).get_timezone_offset() as i32);
+            super::rfc3339_at(ms, offset)
+        };
+        // The day ends 1 ms before the next one starts (the server compares inclusively).
+        Some((at(midnight(0))?, at(midnight(1) - 1.0)?))
+    }
+
+    /// Points the page's `<link rel=icon>` at `href`; returns the old href.
+    pub fn set_favicon(href: &str) -> Option<String> {
+        let link: web_sys::HtmlLinkElement = window()?
+            .document()?
+            .query_selector("link[rel~='icon']")
+            .ok()??
+            .dyn_into()
+            .ok()?;
+        let old = link.get_attribute("href");
+        if old.as_deref() != Some(href) {
+            link.set_href(href);
+        }
+        old
     }
 }
 
@@ -132,6 +214,10 @@ mod imp {
         None
     }
     pub fn storage_set(_key: &str, _value: &str) {}
+    pub fn storage_remove(_key: &str) {}
+    pub fn storage_keys(_prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
     pub fn now_ms() -> f64 {
         0.0
     }
@@ -139,7 +225,13 @@ mod imp {
     pub fn document_visible() -> bool {
         true
     }
+    pub fn document_focused() -> bool {
+        true
+    }
     pub fn copy_text(_text: &str) {}
+    pub async fn write_clipboard(_text: &str) -> Result<(), &'static str> {
+        Err(super::NO_CLIPBOARD)
+    }
     pub fn viewport() -> (f64, f64) {
         (1024.0, 768.0)
     }
@@ -153,6 +245,12 @@ mod imp {
     pub fn local_time(at: time::OffsetDateTime) -> String {
         at.to_string()
     }
+    pub fn local_day_bounds(_date: &str) -> Option<(String, String)> {
+        None
+    }
+    pub fn set_favicon(_href: &str) -> Option<String> {
+        None
+    }
     pub fn active_element() -> Option<web_sys::HtmlElement> {
         None
     }
@@ -161,3 +259,52 @@ mod imp {
 }
 
 pub use imp::*;
+
+/// `YYYY-MM-DD` as (year, month, day), for dates an `<input type=date>` gives.
+pub fn parse_date(text: &str) -> Option<(u32, u32, u32)> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse::<u32>().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((year, month, day))
+}
+
+/// An instant (Unix milliseconds) as RFC 3339 at a UTC offset in minutes.
+pub fn rfc3339_at(unix_ms: f64, offset_minutes: i32) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000).ok()?;
+    let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).ok()?;
+    at.to_offset(offset).format(&Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_date_inputs_parse_and_nothing_else_does() {
+        assert_eq!(parse_date("2026-11-21"), Some((2026, 11, 21)));
+        for bad in ["", "2026-1-21", "2026-13-01", "2026-11-21T00:00:00Z", "abcd-ef-gh", "2026-11-00"] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn instants_are_written_with_the_local_offset() {
+        // 2026-11-21T00:00:00+13:00 is 2026-11-20T11:00:00Z.
+        let ms = 1_795_172_400_000.0;
+        assert_eq!(rfc3339_at(ms, 13 * 60).as_deref(), Some("2026-11-21T00:00:00+13:00"));
+        assert_eq!(rfc3339_at(ms, 0).as_deref(), Some("2026-11-20T11:00:00Z"));
+        assert_eq!(
+            rfc3339_at(ms - 1.0, -(5 * 60 + 30)).as_deref(),
+            Some("2026-11-20T05:29:59.999-05:30")
+        );
+    }
+}

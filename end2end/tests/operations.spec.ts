@@ -128,12 +128,12 @@ test('deliveries list accepted and refused requests, summarise them, filter, and
   await expect(page.getByTestId('summary-total')).toHaveText(/^\d+$/);
 
   // The outcome filter narrows the table at once.
-  await page.getByLabel('Outcome').selectOption('missing_signature');
+  await page.getByLabel('Outcome', { exact: true }).selectOption('missing_signature');
   await expect(page).toHaveURL(/outcome=missing_signature/);
   await expect(page).toHaveURL(/window=1h/);
   await expect(rows.first()).toHaveAttribute('data-outcome', 'missing_signature');
   await expect(page.locator('table.deliveries-table tbody tr:not([data-outcome="missing_signature"])')).toHaveCount(0);
-  await page.getByLabel('Outcome').selectOption('accepted');
+  await page.getByLabel('Outcome', { exact: true }).selectOption('accepted');
   await expect(rows.first()).toHaveAttribute('data-outcome', 'accepted');
   await expect(page.locator('table.deliveries-table tbody tr:not([data-outcome="accepted"])')).toHaveCount(0);
 

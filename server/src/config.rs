@@ -43,7 +43,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  callback-inbox export --format csv --event-type workflow.failed > failed.csv\n  callback-inbox export --format json --from 2026-11-01 --output november.json"
     )]
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -70,7 +70,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Export(args) => export(args, &config).await,
+        Command::Export(args) => export(*args, &config).await,
         Command::Admin(command) => admin(command, &config).await,
     }
 }

@@ -1,9 +1,12 @@
-//! Client state shared by the poller, the toasts, the detail window and the
-//! history table of one page.
+//! Client state shared by the live feed, the toasts, the detail window and
+//! the history table of one page.
 
 use inbox_core::dto::CallbackSummary;
 use leptos::prelude::*;
 use uuid::Uuid;
+
+/// Where the history lists what this user has not viewed.
+pub const UNVIEWED_HREF: &str = "/admin/callbacks?viewed=false";
 
 /// A toast on screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,8 +19,36 @@ pub struct Toast {
 pub enum ToastKind {
     /// One new callback.
     Arrived(CallbackSummary),
-    /// Many unviewed callbacks at once (first visit): one toast, not a flood.
-    Backlog(usize),
+    /// Many unviewed callbacks at once (a first visit, a long absence): one
+    /// toast, not a flood.
+    Unviewed(i64),
+}
+
+/// How this tab hears of new callbacks (shown as `data-feed` for tests and
+/// curious admins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedMode {
+    Starting,
+    /// Another tab of this user reads the feed and shares what arrives.
+    Follower,
+    /// This tab reads the Server-Sent Events stream.
+    Stream,
+    /// This tab polls (the stream failed, or tabs cannot elect one reader).
+    Polling,
+    /// Signed out, or the page is going away.
+    Stopped,
+}
+
+impl FeedMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Follower => "follower",
+            Self::Stream => "stream",
+            Self::Polling => "polling",
+            Self::Stopped => "stopped",
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -30,23 +61,50 @@ pub struct LiveState {
     pub unread: RwSignal<Option<i64>>,
     /// Bumped whenever callbacks arrive or are viewed, so lists refresh.
     pub changes: RwSignal<u64>,
+    /// Bumped when this tab marks something viewed: the count is asked
+    /// again and the other tabs are told.
+    pub views: RwSignal<u64>,
+    /// The signed-in user's email, once known (keys per-user browser state).
+    pub user: RwSignal<Option<String>>,
+    /// Whether the admin can see this page (`document.visibilityState`).
+    pub visible: RwSignal<bool>,
+    pub feed: RwSignal<FeedMode>,
 }
 
 impl LiveState {
     pub fn push_toast(&self, kind: ToastKind) {
-        let key = self.next_toast.get_untracked();
+        let Some(key) = self.next_toast.try_get_untracked() else {
+            return; // the page is gone
+        };
         self.next_toast.set(key + 1);
         self.toasts
             .update(|toasts| toasts.push(Toast { key, kind }));
     }
 
     pub fn dismiss(&self, key: u64) {
-        self.toasts
-            .update(|toasts| toasts.retain(|toast| toast.key != key));
+        let _ = self
+            .toasts
+            .try_update(|toasts| toasts.retain(|toast| toast.key != key));
     }
 
     pub fn changed(&self) {
-        self.changes.update(|n| *n += 1);
+        let _ = self.changes.try_update(|n| *n += 1);
+    }
+
+    /// This tab marked one or all callbacks viewed.
+    pub fn viewed(&self) {
+        self.changed();
+        let _ = self.views.try_update(|n| *n += 1);
+    }
+
+    /// `count` more unviewed callbacks arrived.
+    pub fn arrived(&self, count: usize) {
+        let _ = self.unread.try_update(|unread| {
+            if let Some(unread) = unread {
+                *unread += count as i64;
+            }
+        });
+        self.changed();
     }
 }
 
@@ -57,6 +115,10 @@ pub fn provide_live_state() -> LiveState {
         next_toast: RwSignal::new(0),
         unread: RwSignal::new(None),
         changes: RwSignal::new(0),
+        views: RwSignal::new(0),
+        user: RwSignal::new(None),
+        visible: RwSignal::new(true),
+        feed: RwSignal::new(FeedMode::Starting),
     };
     provide_context(state);
     state
@@ -64,6 +126,15 @@ pub fn provide_live_state() -> LiveState {
 
 pub fn live_state() -> LiveState {
     expect_context::<LiveState>()
+}
+
+/// "1 unviewed callback", "300 unviewed callbacks".
+pub fn unviewed_text(count: i64) -> String {
+    if count == 1 {
+        "1 unviewed callback".to_owned()
+    } else {
+        format!("{count} unviewed callbacks")
+    }
 }
 
 /// "just now", "5 min ago", … for a time `age_secs` in the past.
@@ -88,7 +159,7 @@ pub fn age_secs(at: time::OffsetDateTime) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::relative_time;
+    use super::*;
 
     #[test]
     fn relative_times_read_naturally() {
@@ -97,5 +168,11 @@ mod tests {
         assert_eq!(relative_time(600), "10 min ago");
         assert_eq!(relative_time(7200), "2 h ago");
         assert_eq!(relative_time(200_000), "2 d ago");
+    }
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        assert_eq!(unviewed_text(1), "1 unviewed callback");
+        assert_eq!(unviewed_text(300), "300 unviewed callbacks");
     }
 }

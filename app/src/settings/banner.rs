@@ -37,7 +37,7 @@ fn WarningList(warnings: InboxWarnings) -> impl IntoView {
         <aside class="inbox-warnings" aria-label="Inbox warnings">
             {warnings.flag_mode.then(|| view! {
                 <p class="inbox-warning danger" data-testid="warning-flag-mode">
-                    <span class="inbox-warning-mark" aria-hidden="true">"!"</span>
+                    <span class="inbox-warning-mark" aria-hidden="true"></span>
                     <span>
                         <strong>"Signature mode is flag:"</strong>
                         " unsigned callbacks are stored, marked invalid."
@@ -46,7 +46,7 @@ fn WarningList(warnings: InboxWarnings) -> impl IntoView {
             })}
             {warnings.secret_unused.then(|| view! {
                 <p class="inbox-warning info" data-testid="warning-secret-unused">
-                    <span class="inbox-warning-mark" aria-hidden="true">"i"</span>
+                    <span class="inbox-warning-mark" aria-hidden="true"></span>
                     <span>
                         "No sender has used the webhook secret yet. See "
                         <a href="/admin/settings">"Settings"</a>
