@@ -154,7 +154,51 @@ async fn main() {
         median(&mut alone),
         median(&mut attacked)
     );
+
+    // --- memory per open live stream --------------------------------------
+    let cookie = sign_in_cookie(&client, &base).await;
+    let before = memory_kib(pid).1;
+    let mut streams = Vec::new();
+    for _ in 0..500 {
+        let response = client
+            .get(format!("{base}/api/callbacks/stream"))
+            .header("cookie", &cookie)
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        streams.push(response);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = memory_kib(pid).1;
+    println!(
+        "500 open live streams: RSS {} -> {} MiB, {:.1} KiB per stream",
+        before / 1024,
+        after / 1024,
+        (after.saturating_sub(before)) as f64 / 500.0
+    );
+    drop(streams);
     let _ = server.kill().await;
+}
+
+async fn sign_in_cookie(client: &reqwest::Client, base: &str) -> String {
+    let response = client
+        .post(format!("{base}/api/auth/login"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .form(&[("email", OWNER), ("password", OWNER_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("inbox_session="))
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
 }
 
 async fn sign_in(
