@@ -91,7 +91,7 @@ async fn main() {
     }
     let alone = ingest(&client, &base, "alone", Duration::from_secs(10)).await;
     let purge_started = Instant::now();
-    let mut purge = tokio::process::Command::new(&bin)
+    let purge = tokio::process::Command::new(&bin)
         .args(["purge", "--older-than-days", "30"])
         .env("DATABASE_URL", &url)
         .env("RUST_LOG", "warn")
