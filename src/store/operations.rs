@@ -158,6 +158,12 @@ pub fn weighted_percentile(sorted: &[(i64, i64)], total: i64, p: f64) -> Option<
     sorted.last().map(|(value, _)| *value)
 }
 
+/// Sleeps twice as long as the batch that started at `batch_started` took.
+async fn yield_to_ingest(batch_started: std::time::Instant) {
+    let pause = (batch_started.elapsed() * 2).max(std::time::Duration::from_millis(5));
+    tokio::time::sleep(pause).await;
+}
+
 impl Store {
     /// A page of the delivery audit log, newest first.
     pub async fn deliveries(
@@ -322,11 +328,13 @@ impl Store {
     }
 
     /// Deletes callbacks (their views go with them) and audit rows received
-    /// before `cutoff_us`, [`PURGE_BATCH`] rows per statement with a pause
-    /// between statements, so the writer is never held up for long.
+    /// before `cutoff_us`, [`PURGE_BATCH`] rows per statement. After each
+    /// batch it pauses twice as long as the batch took, so retention takes at
+    /// most a third of the database's write time and ingest keeps the rest.
     pub async fn purge_older_than(&self, cutoff_us: i64) -> Result<PurgeReport, StoreError> {
         let mut report = PurgeReport::default();
         loop {
+            let batch_started = std::time::Instant::now();
             let mut tx = self.pool().begin().await?;
             let views = sqlx::query(
                 "DELETE FROM llm_callback_views WHERE callback_id IN
@@ -352,9 +360,10 @@ impl Store {
             if callbacks < PURGE_BATCH as u64 {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            yield_to_ingest(batch_started).await;
         }
         loop {
+            let batch_started = std::time::Instant::now();
             let deliveries = sqlx::query(
                 "DELETE FROM webhook_deliveries WHERE id IN
                    (SELECT id FROM webhook_deliveries WHERE received_at < ?1 LIMIT ?2)",
@@ -368,7 +377,7 @@ impl Store {
             if deliveries < PURGE_BATCH as u64 {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            yield_to_ingest(batch_started).await;
         }
         // Sign-in attempts only matter within their window.
         sqlx::query("DELETE FROM login_failures WHERE failed_at < ?1")
