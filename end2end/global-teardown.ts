@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 
 /** A server panic drops its connection, which a browser test may not notice: fail the run on any. */
 export default function globalTeardown() {
-  const log = '.tmp/server-stderr.log';
+  const log = `${process.env.E2E_TMP ?? '.tmp'}/server-stderr.log`;
   if (!existsSync(log)) return;
   const text = readFileSync(log, 'utf8');
   if (text.includes('panicked')) {

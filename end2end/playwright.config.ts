@@ -8,6 +8,11 @@ export const WEBHOOK_SECRET = 'e2e-secret-for-tests-only';
 export const ADMIN_EMAIL = 'e2e-admin@example.com';
 export const ADMIN_PASSWORD = 'e2e admin password 123';
 const binary = process.env.E2E_BINARY ?? '../target/debug/callback-inbox';
+// The server's files and the test output; separate runs (other ports) can
+// point these elsewhere so they do not delete each other's database.
+export const TMP_DIR = process.env.E2E_TMP ?? '.tmp';
+const outputDir = process.env.E2E_OUTPUT ?? './test-results';
+const reportDir = process.env.E2E_REPORT ?? './playwright-report';
 
 export default defineConfig({
   testDir: './tests',
@@ -17,8 +22,8 @@ export default defineConfig({
   fullyParallel: false,
   workers: 1,
   retries: process.env.CI ? 1 : 0,
-  reporter: process.env.CI ? 'list' : [['list'], ['html', { open: 'never' }]],
-  outputDir: './test-results',
+  reporter: process.env.CI ? 'list' : [['list'], ['html', { open: 'never', outputFolder: reportDir }]],
+  outputDir,
   use: {
     baseURL: BASE_URL,
     trace: 'retain-on-failure',
@@ -38,14 +43,14 @@ export default defineConfig({
   },
   webServer: {
     // stderr (where panics go) is kept in a file that global-teardown checks.
-    command: `rm -rf .tmp && mkdir -p .tmp && exec ${binary} 2>.tmp/server-stderr.log`,
+    command: `rm -rf ${TMP_DIR} && mkdir -p ${TMP_DIR} && exec ${binary} 2>${TMP_DIR}/server-stderr.log`,
     url: `${BASE_URL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,
     stdout: 'pipe',
     stderr: 'pipe',
     env: {
-      DATABASE_URL: 'sqlite://.tmp/e2e.db',
+      DATABASE_URL: `sqlite://${TMP_DIR}/e2e.db`,
       LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
       LEPTOS_SITE_ROOT: '../target/site',
       LLM_WEBHOOK_SECRET: WEBHOOK_SECRET,

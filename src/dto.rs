@@ -121,7 +121,8 @@ pub struct DeliveryItem {
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
     pub request_id: Option<String>,
-    /// `accepted`, `duplicate`, `invalid_signature`, `missing_signature`,
+    /// `accepted`, `duplicate`, `stored_unsigned` (flag mode),
+    /// `invalid_signature`, `missing_signature`,
     /// `stale_timestamp`, `too_large`, `malformed`, `body_timeout`,
     /// `overloaded` or `error`.
     pub outcome: String,
@@ -181,7 +182,8 @@ pub struct DeliverySummary {
     pub window: String,
     pub total: i64,
     pub by_outcome: std::collections::BTreeMap<String, i64>,
-    /// Requests rejected for a missing, invalid or stale signature.
+    /// Requests whose signature was missing, invalid or stale (rejected, or
+    /// stored unsigned in flag mode).
     pub invalid_signature: i64,
     pub processing_ms: Percentiles,
     /// Length of each chart interval.

@@ -341,11 +341,12 @@ pub fn generate_secret() -> String {
     hex::encode(bytes)
 }
 
-/// A ready-to-paste signed request against `base_url`.
-pub fn curl_example(base_url: &str, secret: &str) -> String {
+/// A ready-to-paste signed request against `base_url`. It reads the secret
+/// from `$LLM_WEBHOOK_SECRET`, so the example never carries the secret.
+pub fn curl_example(base_url: &str) -> String {
     format!(
         "BODY='{{\"job_id\":\"job_demo\",\"event\":\"workflow.completed\",\"workflow_name\":\"demo\",\"status\":\"completed\"}}'\n\
-         SIG=$(printf '%s' \"$BODY\" | openssl dgst -sha256 -hmac '{secret}' | sed 's/^.* //')\n\
+         SIG=$(printf '%s' \"$BODY\" | openssl dgst -sha256 -hmac \"$LLM_WEBHOOK_SECRET\" | sed 's/^.* //')\n\
          curl -sS -X POST {base}/api/webhooks/llm-callback \\\n  \
          -H 'Content-Type: application/json' -H \"X-Webhook-Signature: sha256=$SIG\" -d \"$BODY\"",
         base = base_url.trim_end_matches('/'),

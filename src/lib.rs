@@ -18,3 +18,5 @@ pub mod accounts;
 pub mod ingest;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod tokens;

@@ -3,8 +3,7 @@
 //! free of `cfg` noise.
 
 /// What a copy to the clipboard can run into; the text is shown to the admin.
-pub const NO_CLIPBOARD: &str =
-    "No clipboard here: the browser offers it only over HTTPS or on localhost. Select the text and copy it by hand.";
+pub const NO_CLIPBOARD: &str = "No clipboard here: the browser offers it only over HTTPS or on localhost. Select the text and copy it by hand.";
 pub const CLIPBOARD_REFUSED: &str =
     "The browser refused to copy (no permission). Select the text and copy it by hand.";
 
@@ -180,8 +179,12 @@ mod imp {
     pub fn local_day_bounds(date: &str) -> Option<(String, String)> {
         let (year, month, day) = super::parse_date(date)?;
         let midnight = |day_offset: u32| {
-            js_sys::Date::new_with_year_month_day(year, (month - 1) as i32, (day + day_offset) as i32)
-                .get_time()
+            js_sys::Date::new_with_year_month_day(
+                year,
+                (month - 1) as i32,
+                (day + day_offset) as i32,
+            )
+            .get_time()
         };
         let at = |ms: f64| {
             // getTimezoneOffset is UTC minus local time, in minutes, at that instant.
@@ -291,7 +294,14 @@ mod tests {
     #[test]
     fn dates_from_date_inputs_parse_and_nothing_else_does() {
         assert_eq!(parse_date("2026-11-21"), Some((2026, 11, 21)));
-        for bad in ["", "2026-1-21", "2026-13-01", "2026-11-21T00:00:00Z", "abcd-ef-gh", "2026-11-00"] {
+        for bad in [
+            "",
+            "2026-1-21",
+            "2026-13-01",
+            "2026-11-21T00:00:00Z",
+            "abcd-ef-gh",
+            "2026-11-00",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
     }
@@ -300,7 +310,10 @@ mod tests {
     fn instants_are_written_with_the_local_offset() {
         // 2026-11-21T00:00:00+13:00 is 2026-11-20T11:00:00Z.
         let ms = 1_795_172_400_000.0;
-        assert_eq!(rfc3339_at(ms, 13 * 60).as_deref(), Some("2026-11-21T00:00:00+13:00"));
+        assert_eq!(
+            rfc3339_at(ms, 13 * 60).as_deref(),
+            Some("2026-11-21T00:00:00+13:00")
+        );
         assert_eq!(rfc3339_at(ms, 0).as_deref(), Some("2026-11-20T11:00:00Z"));
         assert_eq!(
             rfc3339_at(ms - 1.0, -(5 * 60 + 30)).as_deref(),

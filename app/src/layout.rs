@@ -1,14 +1,15 @@
 //! The frame of every admin page: header with product name and tabs, the
-//! theme toggle and account menu, the footer, and the live parts (poller,
-//! toasts, callback window) that every admin page has.
+//! theme toggle, desktop notifications and account menu, the footer, and
+//! the live parts (feed, toasts, callback window) that every admin page has.
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_location, use_query_map};
 
 use crate::about::ServerInfoFooter;
 use crate::auth::AccountMenu;
+use crate::callbacks::attention::{NotificationsToggle, show_unread_count};
+use crate::callbacks::feed::LiveFeed;
 use crate::callbacks::live::provide_live_state;
-use crate::callbacks::poller::CallbackPoller;
 use crate::callbacks::toasts::ToastStack;
 use crate::callbacks::window::CallbackWindow;
 use crate::theme::ThemeToggle;
@@ -37,14 +38,8 @@ pub fn AdminLayout(children: Children) -> impl IntoView {
             live.open.set(Some(id));
         }
     });
-    // The tab title carries the unread count: "(3) callback-inbox".
-    Effect::new(move |_| {
-        let title = match live.unread.get() {
-            Some(count) if count > 0 => format!("({count}) callback-inbox"),
-            _ => "callback-inbox".to_owned(),
-        };
-        crate::browser::set_title(&title);
-    });
+    // The tab title and the favicon carry the unread count: "(3) callback-inbox".
+    show_unread_count(live);
 
     view! {
         <div class="app">
@@ -71,6 +66,7 @@ pub fn AdminLayout(children: Children) -> impl IntoView {
                 </nav>
                 <div class="header-actions">
                     <ThemeToggle />
+                    <NotificationsToggle />
                     <AccountMenu />
                 </div>
             </header>
@@ -81,7 +77,7 @@ pub fn AdminLayout(children: Children) -> impl IntoView {
             <ServerInfoFooter />
             <ToastStack />
             <CallbackWindow />
-            <CallbackPoller />
+            <LiveFeed />
         </div>
     }
 }

@@ -1,11 +1,16 @@
-import { test, expect, waitForHydration, signIn, sendCallback, uniqueJob } from './fixtures';
+import { test, expect, waitForHydration, signIn, signInQuietly, markAllViewed, sendCallback, uniqueJob, feedMode } from './fixtures';
 import type { Page } from '@playwright/test';
 
-/** Start each test from "everything viewed", so only its own callbacks toast. */
+/**
+ * Start each test from "everything viewed" before the page opens, so no
+ * summary of earlier tests' callbacks shows and only the test's own toast.
+ */
 async function freshInbox(page: Page) {
-  await signIn(page);
-  const response = await page.request.post('/api/callbacks/mark-all-viewed');
-  expect(response.status()).toBe(200);
+  await signInQuietly(page);
+  await markAllViewed(page);
+  await page.goto('/admin/callbacks');
+  await waitForHydration(page);
+  await expect(feedMode(page)).toHaveAttribute('data-feed', 'stream');
 }
 
 test('a new callback raises a toast whose window shows, moves, resizes and copies it', async ({ page, request, problems, context }) => {
@@ -92,8 +97,9 @@ test('a new callback raises a toast whose window shows, moves, resizes and copie
   // Copy the whole payload.
   await dialog.getByRole('button', { name: 'Copy JSON' }).click();
   await expect(dialog.getByRole('button', { name: 'Copied' })).toBeVisible();
+  // The payload's text exactly as it was sent.
   const copied = await page.evaluate(() => navigator.clipboard.readText());
-  expect(JSON.parse(copied)).toEqual(payload);
+  expect(copied).toBe(JSON.stringify(payload));
 
   // Maximize, restore, minimize, restore.
   await page.getByRole('button', { name: 'Maximize window' }).click();
@@ -118,7 +124,8 @@ test('a callback toasts once: not again after a reload, not in a second tab', as
   const second = await context.newPage();
   await second.goto('/admin/callbacks');
   await waitForHydration(second);
-  await page.waitForTimeout(1500); // both tabs are running their pollers
+  // One tab reads the feed, the other hears from it.
+  await expect(feedMode(second)).toHaveAttribute('data-feed', 'follower');
   const job = uniqueJob('once');
   await sendCallback(request, { job_id: job, event: 'workflow.completed', workflow_name: 'once-wf' });
 

@@ -116,7 +116,8 @@ async fn main() {
 
 /// Inserts `rows` old callbacks in one statement.
 async fn seed_old(store: &inbox_core::store::Store, rows: u64) {
-    let old = (time::OffsetDateTime::now_utc() - time::Duration::days(40)).unix_timestamp() * 1_000_000;
+    let old =
+        (time::OffsetDateTime::now_utc() - time::Duration::days(40)).unix_timestamp() * 1_000_000;
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload, payload_preview,

@@ -44,6 +44,170 @@ pub enum Command {
         after_help = "Examples:\n  callback-inbox export --format csv --event-type workflow.failed > failed.csv\n  callback-inbox export --format json --from 2026-11-01 --output november.json"
     )]
     Export(Box<ExportArgs>),
+    /// Sign and POST a JSON callback to a webhook URL, with retries and a
+    /// spool for what cannot be delivered now.
+    #[command(after_help = SEND_HELP)]
+    Send(Box<SendArgs>),
+    /// Follow an inbox's live feed and forward each new callback to a URL
+    /// on this machine.
+    #[command(after_help = LISTEN_HELP)]
+    Listen(Box<ListenArgs>),
+    /// Forward one stored callback, byte for byte, to a URL on this machine.
+    #[command(after_help = REPLAY_HELP)]
+    Replay(Box<ReplayArgs>),
+    /// Manage API tokens (read-only access for scripts, `listen` and `replay`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+const SEND_HELP: &str = "\
+Exit codes:
+  0   delivered (2xx)
+  1   not sent or refused for good: bad input, no secret, or a 4xx other than 408/429
+  75  not delivered yet: kept in the spool for `send --flush`
+
+Examples:
+  callback-inbox send done.json --url https://inbox.example.com/api/webhooks/llm-callback --secret \"$SECRET\"
+  echo '{\"job_id\":\"j1\",\"event\":\"workflow.completed\"}' | callback-inbox send - --url \"$URL\"
+  callback-inbox send done.json --url \"$URL\" --scheme standard --secret whsec_...
+  callback-inbox send --list                 # what waits in ./spool, and why
+  callback-inbox send --flush --due          # from cron: retry what is due
+  */5 * * * *  cd /srv/app && LLM_WEBHOOK_SECRET=... callback-inbox send --flush --due --quiet";
+
+const LISTEN_HELP: &str = "\
+Examples:
+  callback-inbox token create --email me@example.com --name laptop     # on the inbox's host
+  callback-inbox listen --server https://inbox.example.com --token cbi_... \\
+      --forward http://localhost:8080/webhooks/llm --secret dev-secret-0123456789
+  callback-inbox listen --server \"$INBOX\" --token \"$TOKEN\" --forward http://localhost:8080/hook --json | jq .";
+
+const REPLAY_HELP: &str = "\
+Examples:
+  callback-inbox replay 0193b0c4-... --server https://inbox.example.com --token cbi_... \\
+      --to http://localhost:8080/webhooks/llm --secret dev-secret-0123456789";
+
+/// How `send` signs a callback.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SendScheme {
+    /// `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    Hex,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    Standard,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The JSON object to send: a file, or - for stdin (the default when
+    /// stdin is not a terminal).
+    #[arg(value_name = "FILE|-", conflicts_with_all = ["flush", "list"])]
+    pub file: Option<PathBuf>,
+    /// The webhook URL. With --flush: send every spooled callback there
+    /// instead of to the URL it was sent to.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The webhook secret [default: $LLM_WEBHOOK_SECRET, its last entry
+    /// when comma-separated]. Never written to the spool.
+    #[arg(long)]
+    pub secret: Option<String>,
+    #[arg(long, value_enum, default_value = "hex")]
+    pub scheme: SendScheme,
+    /// Where undelivered callbacks wait, one file each.
+    #[arg(long, env = "INBOX_SPOOL", default_value = "spool")]
+    pub spool: PathBuf,
+    /// Most attempts before a callback is left in the spool.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+    /// Seconds one request may take, connecting included.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Send every spooled callback again; each is removed after its 2xx.
+    #[arg(long, conflicts_with = "list")]
+    pub flush: bool,
+    /// With --flush: only the callbacks whose backoff has elapsed.
+    #[arg(long, requires = "flush")]
+    pub due: bool,
+    /// Show what waits in the spool, and why.
+    #[arg(long)]
+    pub list: bool,
+    /// With --list: one JSON object a line.
+    #[arg(long, requires = "list")]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The inbox, e.g. https://inbox.example.com.
+    #[arg(long, env = "INBOX_SERVER")]
+    pub server: String,
+    /// An API token (`callback-inbox token create`).
+    #[arg(long, env = "INBOX_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Where each new callback is POSTed.
+    #[arg(long)]
+    pub forward: String,
+    /// Sign each forwarded body with this secret's bytes
+    /// (`X-Webhook-Signature: sha256=<hex>`).
+    #[arg(long, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// One JSON object a line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No status line or connection messages: only the forwards and errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The callback's id (as in the dashboard, `listen` or the export).
+    pub id: uuid::Uuid,
+    /// The inbox, e.g. https://inbox.example.com.
+    #[arg(long, env = "INBOX_SERVER")]
+    pub server: String,
+    /// An API token (`callback-inbox token create`).
+    #[arg(long, env = "INBOX_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Where the callback is POSTed.
+    #[arg(long)]
+    pub to: String,
+    /// Sign the body with this secret's bytes (`X-Webhook-Signature: sha256=<hex>`).
+    #[arg(long, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for an account and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// A name to tell it apart, unique among the account's tokens.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens: account, name, when created and last used, state.
+    List {
+        /// Only this account's tokens.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Revoke a token by name; it stops working at once.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        /// Whose token, when several accounts use the name.
+        #[arg(long)]
+        email: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +285,7 @@ pub enum SecretCommand {
 
 /// Everything the server can be told. Each flag has an equal environment variable.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server options")]
 pub struct Config {
     /// Database: sqlite://path/to/file.db (created when missing).
     #[arg(

@@ -7,7 +7,7 @@
 //! history columns and the payload, with cells that a spreadsheet would run
 //! as a formula neutralised.
 
-use app::auth::server::session_user;
+use app::auth::server::reader;
 use app::state::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -72,9 +72,11 @@ pub struct ExportQuery {
 pub async fn export_callbacks(
     State(state): State<AppState>,
     session: Session,
+    headers: http::HeaderMap,
     Query(query): Query<ExportQuery>,
 ) -> Response {
-    let user = match session_user(&session, &state).await {
+    // A signed-in session, or an API token (read-only, as its user).
+    let user = match reader(&headers, &session, &state).await {
         Ok(Some(user)) => user,
         Ok(None) => return error(StatusCode::UNAUTHORIZED, "sign in to continue"),
         Err(err) => {

@@ -306,8 +306,8 @@ fn spawn_secret_refresh(secrets: SecretRing, store: Store) {
 /// Shows a secret on stdout (not in the logs) with a signed example request.
 pub fn print_secret_banner(title: &str, secret: &str, base_url: &str) {
     println!(
-        "\n==== {title} ====\nLLM_WEBHOOK_SECRET={secret}\n\nTry it:\n{}\n\nShow it again with: callback-inbox secret show\n",
-        curl_example(base_url, secret)
+        "\n==== {title} ====\nexport LLM_WEBHOOK_SECRET={secret}\n\nTry it (in the same shell, after the export):\n{}\n\nShow it again with: callback-inbox secret show\n",
+        curl_example(base_url)
     );
 }
 

@@ -6,13 +6,15 @@
 //! Events are produced only when the connection can take them, so a slow
 //! client holds no more than one page in memory; a client that stops reading
 //! is closed by its socket, and `EventSource` reconnects with
-//! `Last-Event-ID`, resuming exactly where it was.
+//! `Last-Event-ID`, resuming exactly where it was. Scripts (`callback-inbox
+//! listen`) open it with an API token instead of a session; it ends when
+//! the token is revoked.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use app::auth::server::session_user;
+use app::auth::server::{bearer_token, reader, session_user, token_user};
 use app::state::AppState;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -53,7 +55,9 @@ pub async fn callback_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Response {
-    let user = match session_user(&session, &state.app).await {
+    // A signed-in session, or an API token (read-only, as its user).
+    let token = bearer_token(&headers).map(str::to_owned);
+    let user = match reader(&headers, &session, &state.app).await {
         Ok(Some(user)) => user,
         Ok(None) => return error(StatusCode::UNAUTHORIZED, "sign in to continue"),
         Err(err) => {
@@ -87,6 +91,7 @@ pub async fn callback_stream(
         store,
         sessions: state.sessions,
         session_id: session.id(),
+        token,
         user,
         login_check: state.app,
         session,
@@ -112,6 +117,8 @@ struct FeedStream {
     store: Store,
     sessions: SqliteStore,
     session_id: Option<Id>,
+    /// The API token the stream was opened with, if it was.
+    token: Option<String>,
     session: Session,
     login_check: AppState,
     user: User,
@@ -172,8 +179,15 @@ impl FeedStream {
     }
 
     /// The session exists (not signed out, not expired) and its user may
-    /// still sign in (not disabled, password not reset since).
+    /// still sign in (not disabled, password not reset since); or the API
+    /// token is not revoked and its user not disabled.
     async fn session_still_valid(&self) -> bool {
+        if let Some(token) = &self.token {
+            return matches!(
+                token_user(token, &self.login_check).await,
+                Ok(Some(user)) if user.id == self.user.id
+            );
+        }
         let Some(id) = &self.session_id else {
             return false;
         };

@@ -168,7 +168,9 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
 
     let (outcome, status, callback_id) = match &result {
         Ok(accepted) => (
-            if accepted.duplicate {
+            if !accepted.signature_valid {
+                DeliveryOutcome::StoredUnsigned
+            } else if accepted.duplicate {
                 DeliveryOutcome::Duplicate
             } else {
                 DeliveryOutcome::Accepted

@@ -87,6 +87,8 @@ pub struct InsertOutcome {
 pub enum DeliveryOutcome {
     Accepted,
     Duplicate,
+    /// Stored in `flag` mode although its signature did not verify.
+    StoredUnsigned,
     InvalidSignature,
     StaleTimestamp,
     MissingSignature,
@@ -104,6 +106,7 @@ impl DeliveryOutcome {
         match self {
             Self::Accepted => "accepted",
             Self::Duplicate => "duplicate",
+            Self::StoredUnsigned => "stored_unsigned",
             Self::InvalidSignature => "invalid_signature",
             Self::StaleTimestamp => "stale_timestamp",
             Self::MissingSignature => "missing_signature",

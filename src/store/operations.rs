@@ -15,8 +15,14 @@ use crate::dto::{
     HistoryItem, Percentiles,
 };
 
-/// Outcomes of requests rejected for their signature.
-const SIGNATURE_OUTCOMES: [&str; 3] = ["missing_signature", "invalid_signature", "stale_timestamp"];
+/// Outcomes of requests whose signature did not verify: rejected, or
+/// stored unsigned in `flag` mode.
+const SIGNATURE_OUTCOMES: [&str; 4] = [
+    "missing_signature",
+    "invalid_signature",
+    "stale_timestamp",
+    "stored_unsigned",
+];
 /// Rows deleted per statement by retention: small enough that the writer
 /// never waits long for the database.
 pub const PURGE_BATCH: i64 = 500;

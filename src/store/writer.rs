@@ -228,7 +228,9 @@ async fn write_batch(
                 let outcome = upsert_callback(&mut tx, callback).await?;
                 if let Some(audit) = audit {
                     let mut record = audit.record.clone();
-                    record.outcome = if outcome.duplicate {
+                    record.outcome = if !record.authenticated {
+                        DeliveryOutcome::StoredUnsigned
+                    } else if outcome.duplicate {
                         DeliveryOutcome::Duplicate
                     } else {
                         DeliveryOutcome::Accepted

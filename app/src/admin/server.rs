@@ -156,7 +156,7 @@ pub async fn settings_summary(state: &AppState) -> Result<SettingsSummary, AppEr
                 }
             })
             .collect(),
-        curl_example: inbox_core::ingest::curl_example(&webhook.base_url, "$LLM_WEBHOOK_SECRET"),
+        curl_example: inbox_core::ingest::curl_example(&webhook.base_url),
         send_example: format!(
             "echo '{{\"job_id\":\"job_demo\",\"event\":\"workflow.completed\"}}' | \\\n  callback-inbox send - --url {webhook_url} --secret \"$LLM_WEBHOOK_SECRET\""
         ),

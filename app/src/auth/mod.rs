@@ -2,8 +2,10 @@
 //!
 //! Every server function except [`login`] starts with
 //! `require_user(Role::…)`: 401 without a valid session, 403 when the role
-//! is not enough. The user always comes from the session, never from the
-//! request's fields.
+//! is not enough (or for an API token: tokens are read-only). The read-only
+//! ones start with `require_reader()` instead, which also accepts an
+//! `Authorization: Bearer` API token. The user always comes from the
+//! session or the token, never from the request's fields.
 
 #[cfg(feature = "ssr")]
 pub mod server;
@@ -37,8 +39,7 @@ pub async fn logout() -> Result<(), AppError> {
 /// Who is signed in.
 #[server(prefix = "/api", endpoint = "auth/me")]
 pub async fn current_user() -> Result<SessionUser, AppError> {
-    use inbox_core::accounts::Role;
-    let user = server::require_user(Role::Viewer).await?;
+    let user = server::require_reader().await?;
     Ok(SessionUser {
         email: user.email,
         role: user.role.as_str().to_owned(),

@@ -65,9 +65,70 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
     }
 }
 
-/// The guard every server function but `login` starts with.
+/// The token of an `Authorization: Bearer <token>` header, if the request
+/// has one. A request with such a header is a script's, never a browser's
+/// own: it is judged by its token alone, whatever cookie comes with it.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// The user an API token reads as: `None` when it is unknown, revoked, or
+/// its user is disabled.
+pub async fn token_user(token: &str, state: &AppState) -> Result<Option<User>, AppError> {
+    state
+        .store
+        .user_by_token(token, now_us())
+        .await
+        .map_err(AppError::internal)
+}
+
+/// The reader of a request that only reads (poll, stream, detail, history,
+/// export, deliveries, `auth/me`): the bearer token's user when the request
+/// carries one, else the session's. `None`: neither is valid (401).
+pub async fn reader(
+    headers: &http::HeaderMap,
+    session: &Session,
+    state: &AppState,
+) -> Result<Option<User>, AppError> {
+    match bearer_token(headers) {
+        Some(token) => token_user(token, state).await,
+        None => session_user(session, state).await,
+    }
+}
+
+fn request_headers() -> http::HeaderMap {
+    use_context::<http::request::Parts>()
+        .map(|parts| parts.headers)
+        .unwrap_or_default()
+}
+
+/// The guard of the read-only server functions: a signed-in user of any
+/// role, or a valid API token (README, "Admin API").
+pub async fn require_reader() -> Result<User, AppError> {
+    let state = app_state()?;
+    let session = session().await?;
+    reader(&request_headers(), &session, &state)
+        .await?
+        .ok_or(AppError::Unauthorized)
+}
+
+/// The guard every other server function but `login` starts with. API
+/// tokens are read-only: a valid one gets 403 here, an invalid one 401.
 pub async fn require_user(min_role: Role) -> Result<User, AppError> {
     let state = app_state()?;
+    if let Some(token) = bearer_token(&request_headers()) {
+        return match token_user(token, &state).await? {
+            Some(_) => Err(AppError::Forbidden(
+                "API tokens are read-only; sign in to do this".to_owned(),
+            )),
+            None => Err(AppError::Unauthorized),
+        };
+    }
     let session = session().await?;
     let user = session_user(&session, &state)
         .await?

@@ -1,6 +1,6 @@
 //! The admin API over callbacks: server functions at fixed endpoints
 //! (README, "Admin API"). Each starts with the role guard; the user always
-//! comes from the session.
+//! comes from the session, or for the read-only ones from an API token.
 
 // `history` takes the endpoint's fixed form fields as arguments; the server
 // macro's generated client code does not carry a function-level allow.
@@ -18,7 +18,7 @@ use crate::error::AppError;
 #[server(prefix = "/api", endpoint = "callbacks/poll")]
 pub async fn poll(after: Option<String>, limit: Option<u32>) -> Result<PollPage, AppError> {
     use super::server::*;
-    let user = require_user(Role::Viewer).await?;
+    let user = crate::auth::server::require_reader().await?;
     metrics::counter!("callback_inbox_poll_requests_total").increment(1);
     let after = parse_feed_cursor(after.as_deref())?;
     store()?
@@ -31,7 +31,7 @@ pub async fn poll(after: Option<String>, limit: Option<u32>) -> Result<PollPage,
 #[server(prefix = "/api", endpoint = "callbacks/detail")]
 pub async fn detail(id: Uuid) -> Result<CallbackDetail, AppError> {
     use super::server::*;
-    let user = require_user(Role::Viewer).await?;
+    let user = crate::auth::server::require_reader().await?;
     store()?
         .callback_detail(user.id, id)
         .await
@@ -77,7 +77,7 @@ pub async fn history(
     limit: Option<u32>,
 ) -> Result<HistoryPage, AppError> {
     use super::server::*;
-    let user = require_user(Role::Viewer).await?;
+    let user = crate::auth::server::require_reader().await?;
     let filter = HistoryFilter {
         event_type: filter_text("event_type", event_type)?,
         workflow_name: filter_text("workflow_name", workflow_name)?,

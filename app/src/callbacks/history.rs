@@ -1,7 +1,15 @@
 //! The Callbacks tab: the history table with filters bound to the URL,
 //! keyset pagination both ways, and a View button per row.
+//!
+//! The date filters mean days in the admin's time zone (the table shows
+//! local times): the browser turns each date into the RFC 3339 instant of
+//! that local midnight (or the day's last millisecond) before the form
+//! navigates, so the URL, the server-rendered page and the hydrated one all
+//! agree. Without JavaScript the dates go as they are (UTC days).
 
 use inbox_core::dto::{HistoryItem, HistoryPage};
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use leptos_router::components::{A, Form};
 use leptos_router::hooks::use_query_map;
@@ -86,7 +94,7 @@ pub fn CallbacksPage() -> impl IntoView {
         leptos::task::spawn_local(async move {
             if mark_all_viewed().await.is_ok() {
                 live.unread.set(Some(0));
-                live.changed();
+                live.viewed();
             }
         });
     };
@@ -128,8 +136,17 @@ fn Filters() -> impl IntoView {
     let query = use_query_map();
     let value = move |name: &'static str| move || field(&query.read(), name).unwrap_or_default();
     let selected = move |name: &'static str, option: &'static str| move || value(name)() == option;
+    let day = move |name: &'static str| move || date_part(&value(name)()).to_owned();
+    let local_days: Arc<dyn Fn(&web_sys::FormData)> = Arc::new(|form| {
+        for (name, end) in [("from", false), ("to", true)] {
+            let date = form.get(name).as_string().unwrap_or_default();
+            if let Some((first, last)) = browser::local_day_bounds(&date) {
+                let _ = form.set_with_str(name, if end { &last } else { &first });
+            }
+        }
+    });
     view! {
-        <Form method="GET" action="" attr:class="filters" attr:aria-label="Filter callbacks">
+        <Form method="GET" action="" on_form_data=local_days attr:class="filters" attr:aria-label="Filter callbacks">
             <label class="filter wide">
                 <span>"Search"</span>
                 <input type="search" name="q" placeholder="Job id or error text" value=value("q") />
@@ -160,11 +177,11 @@ fn Filters() -> impl IntoView {
             </label>
             <label class="filter">
                 <span>"From"</span>
-                <input type="date" name="from" value=value("from") />
+                <input type="date" name="from" value=day("from") />
             </label>
             <label class="filter">
                 <span>"To"</span>
-                <input type="date" name="to" value=value("to") />
+                <input type="date" name="to" value=day("to") />
             </label>
             <div class="filter-actions">
                 <button type="submit" class="button primary">"Apply"</button>
@@ -270,9 +287,27 @@ fn HistoryRow(item: HistoryItem) -> impl IntoView {
     }
 }
 
+/// The date a date filter names: `2026-11-21` of `2026-11-21T00:00:00+13:00`
+/// (the local offset the browser wrote keeps the local date in front).
+fn date_part(value: &str) -> &str {
+    match value.get(..10) {
+        Some(date) if browser::parse_date(date).is_some() => date,
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_inputs_show_the_local_date_of_an_instant() {
+        assert_eq!(date_part("2026-11-21T00:00:00+13:00"), "2026-11-21");
+        assert_eq!(date_part("2026-11-21T23:59:59.999-05:00"), "2026-11-21");
+        assert_eq!(date_part("2026-11-21"), "2026-11-21");
+        assert_eq!(date_part("yesterday"), "");
+        assert_eq!(date_part(""), "");
+    }
 
     #[test]
     fn pager_links_keep_the_filters() {

@@ -19,9 +19,11 @@ pub struct Toast {
 pub enum ToastKind {
     /// One new callback.
     Arrived(CallbackSummary),
-    /// Many unviewed callbacks at once (a first visit, a long absence): one
-    /// toast, not a flood.
+    /// The first visit's summary: this many unviewed in all, one toast
+    /// instead of a flood.
     Unviewed(i64),
+    /// Many new callbacks read at once (after a long absence): one toast.
+    Batch(usize),
 }
 
 /// How this tab hears of new callbacks (shown as `data-feed` for tests and

@@ -1,199 +1,260 @@
-//! The notification poller: asks the server for new callbacks every few
-//! seconds and raises a toast for each.
+//! Reading the live feed, in the one tab that reads it for this user.
 //!
-//! - The cursor lives in localStorage, so a reload does not toast again.
-//! - One tab polls at a time (a lease in localStorage); the others hear of
-//!   arrivals over a BroadcastChannel. Before toasting, a tab re-reads the
-//!   shared cursor and drops what another tab already showed.
-//! - Requests never overlap (one sequential loop), errors back off, a 401
-//!   stops polling (the session ended), and the loop ends with the page.
+//! - It prefers the Server-Sent Events stream (`/api/callbacks/stream`):
+//!   arrivals come at once, and a hidden tab's throttled timers do not
+//!   delay them.
+//! - When the stream fails it polls (`/api/callbacks/poll`, every
+//!   [`INTERVAL_META`] seconds), and tries the stream again after
+//!   [`STREAM_RETRY_MS`]. Polling stays the contract; the stream only
+//!   shortens the delay.
+//! - The cursor is stored per user after every step, so a reload or the
+//!   next tab to take over continues exactly there. A fresh client polls
+//!   once without a cursor: one summary toast, then only new arrivals. A
+//!   cursor the server refuses (an old client's format) is dropped.
+//! - Nothing runs on a fixed tick: each wait is one timeout, cut short by
+//!   the page becoming visible or the feed stopping.
 
-use leptos::prelude::*;
-
-use super::live::{LiveState, live_state};
-
-pub const CURSOR_KEY: &str = "callback-inbox:poll-cursor";
-pub const LEASE_KEY: &str = "callback-inbox:poll-lease";
+/// The meta tag carrying the dashboard poll period in seconds.
 pub const INTERVAL_META: &str = "inbox-poll-interval";
-/// More unviewed callbacks than this on a first visit become one toast.
+/// More new callbacks than this, read at once, become one toast.
 pub const BACKLOG_TOAST_AT: usize = 5;
+/// After the stream failed, poll this long before trying it again.
+pub const STREAM_RETRY_MS: f64 = 30_000.0;
+/// Longest wait between polls after repeated failures.
+pub const MAX_BACKOFF_MS: f64 = 300_000.0;
+/// Callbacks asked for per poll.
+pub const POLL_PAGE: u32 = 100;
+pub const STREAM_URL: &str = "/api/callbacks/stream";
 
-#[component]
-pub fn CallbackPoller() -> impl IntoView {
-    let live = live_state();
-    let stopped = RwSignal::new(false);
-    on_cleanup(move || {
-        let _ = stopped.try_set(true);
-    });
-    // Effects run only in the browser, once here (nothing tracked).
-    Effect::new(move |_| run(live, stopped));
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn run(_live: LiveState, _stopped: RwSignal<bool>) {}
-
-#[cfg(feature = "hydrate")]
-fn run(live: LiveState, stopped: RwSignal<bool>) {
-    use gloo_timers::future::TimeoutFuture;
-
-    use crate::browser;
-
-    let interval_ms = browser::meta_content(INTERVAL_META)
-        .and_then(|secs| secs.parse::<f64>().ok())
-        .filter(|secs| *secs > 0.0)
-        .unwrap_or(10.0)
-        * 1000.0;
-    let tab = browser::random_id();
-    listen_to_other_tabs(live);
-
-    leptos::task::spawn_local(async move {
-        let mut delay_ms = 0.0;
-        let mut failures = 0u32;
-        loop {
-            // Wait for the next turn, or poll at once when the tab becomes visible again.
-            let due = browser::now_ms() + delay_ms;
-            let mut was_hidden = !browser::document_visible();
-            while browser::now_ms() < due {
-                TimeoutFuture::new(250).await;
-                if stopped.try_get_untracked().unwrap_or(true) {
-                    return;
-                }
-                let visible = browser::document_visible();
-                if visible && was_hidden {
-                    break;
-                }
-                was_hidden = !visible;
-            }
-            if stopped.try_get_untracked().unwrap_or(true) {
-                return;
-            }
-            match poll_once(live, &tab, interval_ms).await {
-                Turn::Done => {
-                    failures = 0;
-                    delay_ms = interval_ms;
-                }
-                Turn::SessionEnded => return,
-                Turn::Failed => {
-                    failures += 1;
-                    delay_ms = (interval_ms * f64::from(1u32 << failures.min(5))).min(300_000.0);
-                }
-            }
-        }
-    });
+/// The wait before the next poll after `failures` failures in a row.
+pub fn backoff_ms(interval_ms: f64, failures: u32) -> f64 {
+    if failures == 0 {
+        return interval_ms;
+    }
+    (interval_ms * f64::from(1u32 << failures.min(5))).min(MAX_BACKOFF_MS)
 }
 
 #[cfg(feature = "hydrate")]
-enum Turn {
-    Done,
-    SessionEnded,
-    Failed,
-}
+pub(super) use imp::read_feed;
 
 #[cfg(feature = "hydrate")]
-async fn poll_once(live: LiveState, tab: &str, interval_ms: f64) -> Turn {
-    use inbox_core::cursor::PollCursor;
+mod imp {
+    use std::cell::Cell;
+    use std::rc::Rc;
 
-    use super::api::poll;
-    use super::live::ToastKind;
+    use inbox_core::dto::CallbackSummary;
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+
+    use super::super::api::poll;
+    use super::super::feed::Feed;
+    use super::super::live::FeedMode;
+    use super::super::live_io;
+    use super::super::tabs::{advances, cursor_key, valid_cursor};
+    use super::*;
     use crate::browser;
     use crate::error::AppError;
 
-    let now = browser::now_ms();
-    let lease = browser::storage_get(LEASE_KEY);
-    if let Some((holder, until)) = lease.as_deref().and_then(parse_lease)
-        && holder != tab
-        && until > now
-    {
-        return Turn::Done; // another tab is polling
+    enum Next {
+        Stream,
+        /// Poll until this time (Unix ms), then try the stream again.
+        Poll(f64),
+        Stop,
     }
-    browser::storage_set(LEASE_KEY, &format!("{tab}:{}", now + interval_ms * 2.5));
 
-    let stored = browser::storage_get(CURSOR_KEY);
-    let first_visit = stored.is_none();
-    let page = match poll(stored, Some(100)).await {
-        Ok(page) => page,
-        Err(AppError::Unauthorized) => return Turn::SessionEnded,
-        Err(_) => return Turn::Failed,
-    };
-    // Another tab may have shown some of these while we waited.
-    let shown = browser::storage_get(CURSOR_KEY).and_then(|c| c.parse::<PollCursor>().ok());
-    let position = |item: &inbox_core::dto::CallbackSummary| {
-        PollCursor::new(
-            (item.created_at.unix_timestamp_nanos() / 1000) as i64,
-            item.id,
-        )
-    };
-    let fresh: Vec<_> = page
-        .items
-        .into_iter()
-        .filter(|item| shown.is_none_or(|shown| position(item) > shown))
-        .collect();
-    if let Some(next) = page
-        .next_cursor
-        .as_deref()
-        .and_then(|c| c.parse::<PollCursor>().ok())
-        && shown.is_none_or(|shown| next > shown)
-    {
-        browser::storage_set(CURSOR_KEY, &next.to_string());
+    enum Polled {
+        /// A full page: more is waiting.
+        More,
+        Done,
+        Failed,
+        SessionEnded,
     }
-    if fresh.is_empty() {
-        return Turn::Done;
-    }
-    if first_visit && fresh.len() > BACKLOG_TOAST_AT {
-        live.push_toast(ToastKind::Backlog(fresh.len()));
-    } else {
-        for item in &fresh {
-            live.push_toast(ToastKind::Arrived(item.clone()));
+
+    /// Reads the feed until the tab stops or the session ends.
+    pub async fn read_feed(feed: Rc<Feed>) {
+        let mut next = catch_up(&feed).await;
+        loop {
+            if feed.stopped() {
+                return;
+            }
+            next = match next {
+                // Without Web Locks every tab reads: one stream per tab could
+                // take all six HTTP/1.1 connections a browser allows a host.
+                Next::Stream if feed.shared => Next::Poll(f64::INFINITY),
+                Next::Stream => stream(&feed).await,
+                Next::Poll(until_ms) => poll_until(&feed, until_ms).await,
+                Next::Stop => {
+                    let _ = feed.live.feed.try_set(FeedMode::Stopped);
+                    return;
+                }
+            };
         }
     }
-    live.unread.update(|unread| {
-        if let Some(count) = unread {
-            *count += fresh.len() as i64;
+
+    /// Brings the cursor up to date by polling (a first visit's summary, or
+    /// what arrived while no tab was open, several at a time).
+    async fn catch_up(feed: &Rc<Feed>) -> Next {
+        loop {
+            match poll_once(feed).await {
+                Polled::More => continue,
+                // A failed poll does not stop the stream: it resumes from the
+                // stored cursor, or starts at the head.
+                Polled::Done | Polled::Failed => return Next::Stream,
+                Polled::SessionEnded => return Next::Stop,
+            }
         }
-    });
-    live.changed();
-    if let Some(channel) = browser::tab_channel() {
-        let _ = channel.post_message(&wasm_bindgen::JsValue::from_str("arrived"));
-        channel.close();
     }
-    Turn::Done
-}
 
-#[cfg(feature = "hydrate")]
-fn listen_to_other_tabs(live: LiveState) {
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen::closure::Closure;
+    async fn poll_until(feed: &Rc<Feed>, until_ms: f64) -> Next {
+        let _ = feed.live.feed.try_set(FeedMode::Polling);
+        let mut failures = 0;
+        loop {
+            match poll_once(feed).await {
+                Polled::More => continue,
+                Polled::Done => failures = 0,
+                Polled::Failed => failures += 1,
+                Polled::SessionEnded => return Next::Stop,
+            }
+            let now = browser::now_ms();
+            if feed.stopped() {
+                return Next::Stop;
+            }
+            if now >= until_ms {
+                return Next::Stream;
+            }
+            let wait = backoff_ms(feed.interval_ms, failures).min(until_ms - now);
+            feed.wake.sleep(Some(wait)).await;
+        }
+    }
 
-    let Some(channel) = crate::browser::tab_channel() else {
-        return;
-    };
-    let on_message =
-        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_event: web_sys::MessageEvent| {
-            let _ = live.changes.try_update(|n| *n += 1);
-        });
-    channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    // The listener lives as long as the page; the channel closes with it.
-    on_message.forget();
-    std::mem::forget(channel);
-}
+    async fn poll_once(feed: &Rc<Feed>) -> Polled {
+        let key = cursor_key(&feed.user);
+        let raw = browser::storage_get(&key);
+        let stored = valid_cursor(raw.clone());
+        if raw.is_some() && stored.is_none() {
+            browser::storage_remove(&key);
+        }
+        let first_visit = stored.is_none();
+        let limit = if first_visit { 1 } else { POLL_PAGE };
+        let page = match poll(stored.clone(), Some(limit)).await {
+            Ok(page) => page,
+            Err(AppError::Unauthorized) => return Polled::SessionEnded,
+            Err(AppError::BadRequest(_)) => {
+                // A cursor this server does not know: start fresh.
+                browser::storage_remove(&key);
+                return Polled::More;
+            }
+            Err(_) => return Polled::Failed,
+        };
+        if feed.stopped() {
+            return Polled::Done;
+        }
+        let Some(next) = page.next_cursor else {
+            return Polled::Failed;
+        };
+        // Another tab (without Web Locks) may have reported this page already.
+        let now_stored = browser::storage_get(&key);
+        if !advances(now_stored.as_deref(), &next) {
+            return Polled::Done;
+        }
+        browser::storage_set(&key, &next);
+        if first_visit {
+            if let Some(count) = page.unviewed_count.filter(|count| *count > 0) {
+                feed.clone().summarize(count).await;
+            }
+            return Polled::Done;
+        }
+        let full = page.items.len() >= POLL_PAGE as usize;
+        if !page.items.is_empty() {
+            feed.clone().deliver(page.items).await;
+        }
+        if full { Polled::More } else { Polled::Done }
+    }
 
-/// `tab:until_ms`.
-pub fn parse_lease(lease: &str) -> Option<(&str, f64)> {
-    let (tab, until) = lease.split_once(':')?;
-    Some((tab, until.parse().ok()?))
+    /// Listens to the stream until it fails (then polling takes over for a
+    /// while) or the tab stops.
+    async fn stream(feed: &Rc<Feed>) -> Next {
+        let key = cursor_key(&feed.user);
+        let url = match valid_cursor(browser::storage_get(&key)) {
+            Some(cursor) => format!("{STREAM_URL}?after={cursor}"),
+            None => STREAM_URL.to_owned(),
+        };
+        let Ok(source) = web_sys::EventSource::new(&url) else {
+            return Next::Poll(browser::now_ms() + STREAM_RETRY_MS);
+        };
+        let failed = Rc::new(Cell::new(false));
+        let listeners = {
+            let on_callback = {
+                let feed = Rc::downgrade(feed);
+                let key = key.clone();
+                move |event: web_sys::Event| {
+                    let Some(feed) = feed.upgrade() else { return };
+                    let Ok(event) = event.dyn_into::<web_sys::MessageEvent>() else {
+                        return;
+                    };
+                    let item = event
+                        .data()
+                        .as_string()
+                        .and_then(|data| serde_json::from_str::<CallbackSummary>(&data).ok());
+                    let cursor = event.last_event_id();
+                    if advances(browser::storage_get(&key).as_deref(), &cursor) {
+                        browser::storage_set(&key, &cursor);
+                    }
+                    if let Some(item) = item {
+                        leptos::task::spawn_local(feed.deliver(vec![item]));
+                    }
+                }
+            };
+            let on_open = {
+                let feed = Rc::downgrade(feed);
+                move |_event: web_sys::Event| {
+                    if let Some(feed) = feed.upgrade() {
+                        let _ = feed.live.feed.try_set(FeedMode::Stream);
+                    }
+                }
+            };
+            let on_error = {
+                let feed = Rc::downgrade(feed);
+                let failed = failed.clone();
+                move |_event: web_sys::Event| {
+                    failed.set(true);
+                    if let Some(feed) = feed.upgrade() {
+                        feed.wake.wake();
+                    }
+                }
+            };
+            [
+                live_io::listen(&source, "callback", on_callback),
+                live_io::listen(&source, "open", on_open),
+                live_io::listen(&source, "error", on_error),
+            ]
+        };
+        *feed.source.borrow_mut() = Some(source.clone());
+        while !failed.get() && !feed.stopped() {
+            feed.wake.sleep(None).await;
+        }
+        // Our own retry policy, not EventSource's: it would keep retrying a
+        // refused stream (401, a proxy that buffers) instead of polling.
+        source.close();
+        drop(listeners);
+        feed.source.borrow_mut().take();
+        if feed.stopped() {
+            Next::Stop
+        } else {
+            Next::Poll(browser::now_ms() + STREAM_RETRY_MS)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_lease;
+    use super::*;
 
     #[test]
-    fn leases_name_their_tab_and_expiry() {
-        assert_eq!(
-            parse_lease("abc:1700000000000"),
-            Some(("abc", 1_700_000_000_000.0))
-        );
-        assert_eq!(parse_lease("garbage"), None);
-        assert_eq!(parse_lease("abc:soon"), None);
+    fn failures_back_off_up_to_a_cap() {
+        assert_eq!(backoff_ms(1000.0, 0), 1000.0);
+        assert_eq!(backoff_ms(1000.0, 1), 2000.0);
+        assert_eq!(backoff_ms(1000.0, 3), 8000.0);
+        assert_eq!(backoff_ms(10_000.0, 9), MAX_BACKOFF_MS);
     }
 }

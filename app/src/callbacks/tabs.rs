@@ -230,16 +230,29 @@ mod tests {
         let at = |visible, since_ms| Presence { visible, since_ms };
         // The leader is hidden, a follower is visible: the follower.
         assert_eq!(
-            choose_toast_tab([("leader", at(false, 300.0)), ("follower", at(true, 100.0))], "leader"),
+            choose_toast_tab(
+                [("leader", at(false, 300.0)), ("follower", at(true, 100.0))],
+                "leader"
+            ),
             "follower"
         );
         // Two visible windows: the one turned to last.
         assert_eq!(
-            choose_toast_tab([("a", at(true, 100.0)), ("b", at(true, 200.0)), ("c", at(false, 900.0))], "a"),
+            choose_toast_tab(
+                [
+                    ("a", at(true, 100.0)),
+                    ("b", at(true, 200.0)),
+                    ("c", at(false, 900.0))
+                ],
+                "a"
+            ),
             "b"
         );
         // Nobody looking: where the admin looked last.
-        assert_eq!(choose_toast_tab([("a", at(false, 100.0)), ("b", at(false, 200.0))], "a"), "b");
+        assert_eq!(
+            choose_toast_tab([("a", at(false, 100.0)), ("b", at(false, 200.0))], "a"),
+            "b"
+        );
         assert_eq!(choose_toast_tab([], "me"), "me");
     }
 
@@ -252,7 +265,12 @@ mod tests {
         assert!(!advances(Some("feed-9"), "feed-3"));
         assert!(!advances(None, "garbage"));
         assert_eq!(valid_cursor(Some("feed-3".into())), Some("feed-3".into()));
-        assert_eq!(valid_cursor(Some("1700000000000000.0190a1b2c3d4e5f60718293a4b5c6d7e".into())), None);
+        assert_eq!(
+            valid_cursor(Some(
+                "1700000000000000.0190a1b2c3d4e5f60718293a4b5c6d7e".into()
+            )),
+            None
+        );
     }
 
     #[test]
@@ -265,7 +283,10 @@ mod tests {
         let (_, stored) = not_shown_yet(Some(&stored), many);
         assert_eq!(stored.split(' ').count(), RECENT_IDS);
         // The oldest were forgotten, the newest kept.
-        let (fresh, _) = not_shown_yet(Some(&stored), vec![summary(1), summary(10 + RECENT_IDS as u128 + 49)]);
+        let (fresh, _) = not_shown_yet(
+            Some(&stored),
+            vec![summary(1), summary(10 + RECENT_IDS as u128 + 49)],
+        );
         assert_eq!(fresh, vec![summary(1)]);
     }
 }

@@ -1,10 +1,13 @@
-//! The toast stack: one toast per new callback, announced politely to
-//! screen readers, dismissed by hand or after a while (never while the
-//! pointer or focus is on it).
+//! The toast stack: one toast per new callback (or one summary for many),
+//! announced politely to screen readers, dismissed by hand or after a while
+//! on screen: the clock runs only while the page is visible and neither the
+//! pointer nor focus is on the toast.
 
 use leptos::prelude::*;
 
-use super::live::{Toast, ToastKind, age_secs, live_state, relative_time};
+use super::live::{
+    Toast, ToastKind, UNVIEWED_HREF, age_secs, live_state, relative_time, unviewed_text,
+};
 
 /// Toasts shown at once; the rest are counted in a "+N more" link.
 pub const VISIBLE_TOASTS: usize = 5;
@@ -23,9 +26,14 @@ pub fn ToastStack() -> impl IntoView {
             .with(|toasts| toasts.len().saturating_sub(VISIBLE_TOASTS))
     };
     view! {
-        <section class="toast-stack" aria-live="polite" aria-label="Notifications">
+        <section
+            class="toast-stack"
+            aria-live="polite"
+            aria-label="Notifications"
+            data-feed=move || live.feed.get().as_str()
+        >
             <Show when=move || { hidden() > 0 }>
-                <a class="toast-more" href="/admin/callbacks?viewed=false">
+                <a class="toast-more" href=UNVIEWED_HREF>
                     {move || format!("+{} more", hidden())}
                 </a>
             </Show>
@@ -41,7 +49,8 @@ fn ToastCard(toast: Toast) -> impl IntoView {
     let live = live_state();
     let key = toast.key;
     let held = RwSignal::new(false);
-    start_auto_dismiss(key, held);
+    dismiss_after_a_while(key, held);
+    let summary = !matches!(toast.kind, ToastKind::Arrived(_));
     let body = match toast.kind {
         ToastKind::Arrived(item) => {
             let failed = item
@@ -77,17 +86,17 @@ fn ToastCard(toast: Toast) -> impl IntoView {
             }
             .into_any()
         }
-        ToastKind::Backlog(count) => view! {
-            <p class="toast-title">{format!("{count} unviewed callbacks")}</p>
-            <div class="toast-actions">
-                <a class="button primary small" href="/admin/callbacks?viewed=false">"Show them"</a>
-            </div>
+        ToastKind::Unviewed(count) => {
+            view! { <SummaryBody title=unviewed_text(count) /> }.into_any()
         }
-        .into_any(),
+        ToastKind::Batch(count) => {
+            view! { <SummaryBody title=format!("{count} new callbacks") /> }.into_any()
+        }
     };
     view! {
         <div
             class="toast"
+            class:summary=summary
             role="status"
             on:mouseenter=move |_| held.set(true)
             on:mouseleave=move |_| held.set(false)
@@ -107,22 +116,39 @@ fn ToastCard(toast: Toast) -> impl IntoView {
     }
 }
 
-/// Removes the toast after it has been shown, un-held, for a while.
-fn start_auto_dismiss(key: u64, held: RwSignal<bool>) {
+/// Many callbacks in one toast, with the way to the unviewed list.
+#[component]
+fn SummaryBody(title: String) -> impl IntoView {
+    view! {
+        <p class="toast-title">{title}</p>
+        <div class="toast-actions">
+            <a class="button primary small" href=UNVIEWED_HREF>"Show unviewed"</a>
+        </div>
+    }
+}
+
+/// Removes the toast after it has been on screen, un-held, for a while: one
+/// timeout at a time, restarted when the page shows again or the pointer
+/// and focus leave, paused otherwise.
+fn dismiss_after_a_while(key: u64, held: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
     {
         let live = live_state();
-        leptos::task::spawn_local(async move {
-            let mut shown_ms = 0.0;
-            while shown_ms < AUTO_DISMISS_MS {
-                gloo_timers::future::TimeoutFuture::new(250).await;
-                match held.try_get_untracked() {
-                    None => return, // already gone
-                    Some(true) => {}
-                    Some(false) => shown_ms += 250.0,
-                }
+        let mut remaining = AUTO_DISMISS_MS;
+        let mut running: Option<(f64, gloo_timers::callback::Timeout)> = None;
+        Effect::new(move |_| {
+            let counting = live.visible.get() && !held.get();
+            if let Some((started, timer)) = running.take() {
+                timer.cancel();
+                remaining -= crate::browser::now_ms() - started;
             }
-            live.dismiss(key);
+            if counting {
+                let timer =
+                    gloo_timers::callback::Timeout::new(remaining.max(0.0) as u32, move || {
+                        live.dismiss(key)
+                    });
+                running = Some((crate::browser::now_ms(), timer));
+            }
         });
     }
     #[cfg(not(feature = "hydrate"))]

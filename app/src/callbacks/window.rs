@@ -1,6 +1,9 @@
 //! The callback window: a draggable, resizable dialog with the callback's
 //! metadata and its payload in the JSON viewer. One at a time; opened from
-//! toasts, history rows and `?callback=<id>` deep links.
+//! toasts, history rows and `?callback=<id>` deep links. It stays inside
+//! the viewport when the viewport shrinks.
+
+use std::sync::Arc;
 
 use inbox_core::dto::CallbackDetail;
 use leptos::ev;
@@ -10,6 +13,7 @@ use uuid::Uuid;
 use wasm_bindgen::JsCast;
 
 use super::api::{detail, mark_viewed};
+use super::json_text;
 use super::json_view::JsonView;
 use super::live::{age_secs, live_state, relative_time};
 use crate::browser;
@@ -49,6 +53,19 @@ impl Geometry {
             x: x.clamp(KEEP_VISIBLE - self.width, vw - KEEP_VISIBLE),
             y: y.clamp(0.0, (vh - TITLE_BAR).max(0.0)),
             ..self
+        }
+    }
+
+    /// Shrunk and moved, as little as needed, to lie inside the viewport
+    /// (never below the minimum size, unless the viewport is smaller still).
+    fn fitted(self, (vw, vh): (f64, f64)) -> Self {
+        let width = self.width.min(vw).max(MIN_WIDTH.min(vw));
+        let height = self.height.min(vh).max(MIN_HEIGHT.min(vh));
+        Self {
+            x: self.x.min(vw - width).max(0.0),
+            y: self.y.min(vh - height).max(0.0),
+            width,
+            height,
         }
     }
 
@@ -111,7 +128,19 @@ pub fn CallbackWindow() -> impl IntoView {
             close();
         }
     });
-    on_cleanup(move || escape.remove());
+    // A shrinking viewport (a rotated phone, a smaller browser window) must
+    // not leave the window, or its title bar, out of reach.
+    let resize = window_event_listener(ev::resize, move |_| {
+        geometry.update(|geometry| {
+            if let Some(g) = geometry {
+                *g = g.fitted(browser::viewport());
+            }
+        });
+    });
+    on_cleanup(move || {
+        escape.remove();
+        resize.remove();
+    });
 
     move || {
         live.open.get().map(|id| {
@@ -128,13 +157,14 @@ fn WindowFor(
     close: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let live = live_state();
-    let loaded = RwSignal::new(None::<Result<CallbackDetail, AppError>>);
+    // Behind an Arc: signals clone their value on `get`, and a payload can be 1 MiB.
+    let loaded = RwSignal::new(None::<Result<Arc<CallbackDetail>, AppError>>);
     leptos::task::spawn_local(async move {
         // Viewed first, so the window already lists this user among the viewers.
         let marked = mark_viewed(id).await.is_ok();
-        let _ = loaded.try_set(Some(detail(id).await));
+        let _ = loaded.try_set(Some(detail(id).await.map(viewer_ready)));
         if marked {
-            live.changed();
+            live.viewed();
         }
     });
 
@@ -241,19 +271,23 @@ fn WindowFor(
         }
     };
 
-    let signature_class = move || match loaded.get() {
-        Some(Ok(callback)) if callback.signature_valid => "titlebar sig-valid",
-        Some(Ok(_)) => "titlebar sig-invalid",
-        _ => "titlebar sig-unknown",
+    let signature_class = move || {
+        loaded.with(|loaded| match loaded {
+            Some(Ok(callback)) if callback.signature_valid => "titlebar sig-valid",
+            Some(Ok(_)) => "titlebar sig-invalid",
+            _ => "titlebar sig-unknown",
+        })
     };
-    let title = move || match loaded.get() {
-        Some(Ok(callback)) => format!(
-            "{} · {}",
-            callback.workflow_name.as_deref().unwrap_or("(no workflow)"),
-            callback.event_type.as_deref().unwrap_or("(no event)")
-        ),
-        Some(Err(_)) => "Callback unavailable".to_owned(),
-        None => "Loading callback…".to_owned(),
+    let title = move || {
+        loaded.with(|loaded| match loaded {
+            Some(Ok(callback)) => format!(
+                "{} · {}",
+                callback.workflow_name.as_deref().unwrap_or("(no workflow)"),
+                callback.event_type.as_deref().unwrap_or("(no event)")
+            ),
+            Some(Err(_)) => "Callback unavailable".to_owned(),
+            None => "Loading callback…".to_owned(),
+        })
     };
     let style = move || match (geometry.get(), mode.get()) {
         (Some(g), Mode::Normal) if browser::viewport().0 >= SHEET_BELOW => format!(
@@ -349,7 +383,7 @@ fn WindowFor(
 }
 
 #[component]
-fn CallbackDetails(callback: CallbackDetail) -> impl IntoView {
+fn CallbackDetails(callback: Arc<CallbackDetail>) -> impl IntoView {
     let received = RwSignal::new(callback.created_at.to_string());
     let created_at = callback.created_at;
     Effect::new(move |_| {
@@ -377,19 +411,19 @@ fn CallbackDetails(callback: CallbackDetail) -> impl IntoView {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let dash = |value: Option<String>| value.unwrap_or_else(|| "—".to_owned());
+    let dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "—".to_owned());
     view! {
         <dl class="meta-grid">
             <dt>"Callback id"</dt>
-            <dd class="mono" data-testid="meta-callback-id">{callback.callback_id}</dd>
+            <dd class="mono" data-testid="meta-callback-id">{callback.callback_id.clone()}</dd>
             <dt>"Job id"</dt>
-            <dd class="mono" data-testid="meta-job-id">{dash(callback.external_job_id)}</dd>
+            <dd class="mono" data-testid="meta-job-id">{dash(&callback.external_job_id)}</dd>
             <dt>"Event"</dt>
-            <dd data-testid="meta-event">{dash(callback.event_type)}</dd>
+            <dd data-testid="meta-event">{dash(&callback.event_type)}</dd>
             <dt>"Workflow"</dt>
-            <dd data-testid="meta-workflow">{dash(callback.workflow_name)}</dd>
+            <dd data-testid="meta-workflow">{dash(&callback.workflow_name)}</dd>
             <dt>"Status"</dt>
-            <dd>{callback.status}</dd>
+            <dd>{callback.status.clone()}</dd>
             <dt>"Received"</dt>
             <dd>{move || received.get()}</dd>
             <dt>"Signature"</dt>
@@ -400,14 +434,25 @@ fn CallbackDetails(callback: CallbackDetail) -> impl IntoView {
             <dd data-testid="meta-deliveries">{callback.delivery_count.to_string()}</dd>
             <dt>"Viewed by"</dt>
             <dd>{viewers}</dd>
-            {callback.error_message.map(|message| view! {
+            {callback.error_message.clone().map(|message| view! {
                 <dt>"Error"</dt>
                 <dd class="error-text">{message}</dd>
             })}
         </dl>
         <h3 class="section-title">"Payload"</h3>
-        <JsonView value=callback.payload />
+        <JsonView text=callback.payload_text.clone() />
     }
+}
+
+/// The detail as the window keeps it: the payload's text (as received) is
+/// what the viewer shows and copies, so the parsed copy is dropped; should
+/// the text somehow not read as JSON, the parsed value's text stands in.
+fn viewer_ready(mut callback: CallbackDetail) -> Arc<CallbackDetail> {
+    if json_text::root(&callback.payload_text).is_err() {
+        callback.payload_text = serde_json::to_string_pretty(&callback.payload).unwrap_or_default();
+    }
+    callback.payload = serde_json::Value::Null;
+    Arc::new(callback)
 }
 
 #[cfg(test)]
@@ -435,6 +480,72 @@ mod tests {
         assert_eq!((far.x, far.y), (1000.0 - KEEP_VISIBLE, 800.0 - TITLE_BAR));
         let above = window.moved_to(-5000.0, -50.0, viewport);
         assert_eq!((above.x, above.y), (KEEP_VISIBLE - 600.0, 0.0));
+    }
+
+    #[test]
+    fn a_shrinking_viewport_pulls_the_window_inside() {
+        let window = Geometry {
+            x: 300.0,
+            y: 100.0,
+            width: 820.0,
+            height: 600.0,
+        };
+        // Room enough: nothing moves.
+        assert_eq!(window.fitted((1280.0, 800.0)), window);
+        // Narrower and shorter: moved first, shrunk when moving is not enough.
+        assert_eq!(
+            window.fitted((1000.0, 650.0)),
+            Geometry {
+                x: 180.0,
+                y: 50.0,
+                ..window
+            }
+        );
+        assert_eq!(
+            window.fitted((700.0, 500.0)),
+            Geometry {
+                x: 0.0,
+                y: 0.0,
+                width: 700.0,
+                height: 500.0
+            }
+        );
+        // A window dragged half off screen comes back.
+        let off = Geometry {
+            x: -400.0,
+            y: 0.0,
+            ..window
+        };
+        assert_eq!(off.fitted((1280.0, 800.0)).x, 0.0);
+    }
+
+    #[test]
+    fn a_payload_text_that_is_not_json_gives_way_to_the_parsed_value() {
+        let detail = |text: &str| CallbackDetail {
+            id: Uuid::nil(),
+            callback_id: "cb".into(),
+            external_job_id: None,
+            workflow_name: None,
+            event_type: None,
+            status: "received".into(),
+            error_message: None,
+            signature_valid: true,
+            signature_scheme: None,
+            signature_header: None,
+            verified_at: None,
+            payload: serde_json::json!({"a": 1}),
+            payload_text: text.into(),
+            delivery_count: 1,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            viewed_at: None,
+            viewers: Vec::new(),
+        };
+        assert_eq!(
+            viewer_ready(detail("{\"a\":1.0}")).payload_text,
+            "{\"a\":1.0}"
+        );
+        assert_eq!(viewer_ready(detail("")).payload_text, "{\n  \"a\": 1\n}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub async fn list_deliveries(
     use inbox_core::store::DeliveryDirection;
 
     use crate::callbacks::server::*;
-    require_user(Role::Viewer).await?;
+    crate::auth::server::require_reader().await?;
     let cursor = |raw: Option<String>| {
         DeliveryCursor::parse_optional(raw.as_deref())
             .map_err(|err| AppError::BadRequest(err.to_string()))
@@ -57,7 +57,7 @@ pub async fn load_delivery_summary(window: Option<String>) -> Result<DeliverySum
     use inbox_core::store::SummaryWindow;
 
     use crate::callbacks::server::*;
-    require_user(Role::Viewer).await?;
+    crate::auth::server::require_reader().await?;
     let window = SummaryWindow::parse(window.as_deref().unwrap_or_default())
         .ok_or_else(|| AppError::BadRequest("window must be 1h, 24h or 7d".to_owned()))?;
     store()?

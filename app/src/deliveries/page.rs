@@ -29,6 +29,7 @@ const PATH: &str = "/admin/deliveries";
 pub(crate) const OUTCOMES: &[(&str, &str)] = &[
     ("accepted", "Accepted"),
     ("duplicate", "Duplicate"),
+    ("stored_unsigned", "Stored unsigned"),
     ("invalid_signature", "Invalid signature"),
     ("missing_signature", "Missing signature"),
     ("stale_timestamp", "Stale timestamp"),
@@ -151,16 +152,31 @@ pub fn DeliveriesPage() -> impl IntoView {
     }
 }
 
-/// Outcome and dates; a change applies at once (Apply is there without JavaScript).
+/// Outcome and dates; a change applies at once (Apply is there without
+/// JavaScript, where a date is a UTC day).
 #[component]
 fn DeliveryFilters() -> impl IntoView {
     let query = use_query_map();
     let navigate = use_navigate();
     let value = move |name: &'static str| move || field(&query.read(), name).unwrap_or_default();
+    // A date input shows the day of the instant the URL holds.
+    let day = move |name: &'static str| {
+        move || {
+            let value = value(name)();
+            value.get(..10).unwrap_or(&value).to_owned()
+        }
+    };
     let apply = move |name: &'static str, replace: bool| {
         let navigate = navigate.clone();
         move |ev: leptos::ev::Event| {
             let value = event_target_value(&ev);
+            // A day means the browser's local day, as the table's times are
+            // local: its first (from) or last (to) instant goes in the URL.
+            let value = match browser::local_day_bounds(&value) {
+                Some((start, _)) if name == "from" => start,
+                Some((_, end)) if name == "to" => end,
+                _ => value,
+            };
             let href = page_href(&query.read_untracked(), &[(name, Some(value.as_str()))]);
             navigate(
                 &href,
@@ -183,7 +199,7 @@ fn DeliveryFilters() -> impl IntoView {
             <input type="hidden" name="window" value=move || window_of(&query.read()) />
             <label class="filter">
                 <span>"Outcome"</span>
-                <select name="outcome" on:change=apply("outcome", false)>
+                <select name="outcome" prop:value=value("outcome") on:change=apply("outcome", false)>
                     <option value="" selected=move || value("outcome")().is_empty()>"Any"</option>
                     {OUTCOMES
                         .iter()
@@ -199,11 +215,11 @@ fn DeliveryFilters() -> impl IntoView {
             </label>
             <label class="filter">
                 <span>"From"</span>
-                <input type="date" name="from" value=value("from") on:change=apply("from", true) />
+                <input type="date" name="from" value=day("from") prop:value=day("from") on:change=apply("from", true) />
             </label>
             <label class="filter">
                 <span>"To"</span>
-                <input type="date" name="to" value=value("to") on:change=apply("to", true) />
+                <input type="date" name="to" value=day("to") prop:value=day("to") on:change=apply("to", true) />
             </label>
             <div class="filter-actions">
                 <button type="submit" class="button primary">"Apply"</button>
@@ -304,9 +320,13 @@ fn DeliveryRow(item: DeliveryItem) -> impl IntoView {
         body_bytes,
         remote_addr,
         llm_callback_id,
+        signature_scheme,
         count,
         ..
     } = item;
+    // Flag mode stores callbacks whose signature did not verify: say so.
+    let unsigned =
+        matches!(outcome.as_str(), "accepted" | "duplicate") && signature_scheme.is_none();
     let machine = received_at
         .format(&Rfc3339)
         .unwrap_or_else(|_| received_at.to_string());
@@ -322,6 +342,11 @@ fn DeliveryRow(item: DeliveryItem) -> impl IntoView {
             <td class="nowrap"><time datetime=machine>{move || shown.get()}</time></td>
             <td>
                 <span class=format!("badge {}", outcome_tone(&outcome))>{outcome_text(&outcome)}</span>
+                {unsigned.then(|| view! {
+                    <span class="badge danger unsigned" title="Stored without a valid signature (signature mode flag)">
+                        "unsigned"
+                    </span>
+                })}
             </td>
             <td class="mono" class:error-text=status_failed>{http_status}</td>
             <td class="numeric nowrap">{millis(Some(processing_us as f64 / 1000.0))}</td>

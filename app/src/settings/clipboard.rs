@@ -1,37 +1,10 @@
 //! Copy buttons. `navigator.clipboard` exists only in secure contexts (HTTPS
-//! or localhost), so every copy checks for it and says plainly when it is
-//! missing or refused, instead of failing silently.
+//! or localhost), so every copy checks for it ([`browser::write_clipboard`])
+//! and says plainly when it is missing or refused, instead of failing silently.
 
 use leptos::prelude::*;
 
-const NO_CLIPBOARD: &str = "This browser offers no clipboard here (it needs HTTPS or localhost): select the text and copy it by hand.";
-
-/// Copies `text`; the error is a sentence to show beside the button.
-pub async fn copy(text: String) -> Result<(), String> {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::{JsCast, JsValue};
-        let navigator = web_sys::window().ok_or(NO_CLIPBOARD)?.navigator();
-        let clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
-            .unwrap_or(JsValue::UNDEFINED);
-        if clipboard.is_undefined() || clipboard.is_null() {
-            return Err(NO_CLIPBOARD.to_owned());
-        }
-        let clipboard: web_sys::Clipboard = clipboard.unchecked_into();
-        leptos::__reexports::wasm_bindgen_futures::JsFuture::from(clipboard.write_text(&text))
-            .await
-            .map(|_| ())
-            .map_err(|_| {
-                "The browser refused to copy (no permission): select the text and copy it by hand."
-                    .to_owned()
-            })
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = text;
-        Err(NO_CLIPBOARD.to_owned())
-    }
-}
+use crate::browser;
 
 /// What the last click of a copy button did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +34,7 @@ pub fn CopyButton(
         clicks.update_value(|n| *n += 1);
         let click = clicks.get_value();
         leptos::task::spawn_local(async move {
-            match copy(value).await {
+            match browser::write_clipboard(&value).await {
                 Ok(()) => {
                     status.set(Some(CopyStatus::Copied));
                     // "Copied" fades after a moment, unless a newer click owns it.
@@ -74,7 +47,7 @@ pub fn CopyButton(
                         std::time::Duration::from_secs(3),
                     );
                 }
-                Err(message) => status.set(Some(CopyStatus::Failed(message))),
+                Err(message) => status.set(Some(CopyStatus::Failed(message.to_owned()))),
             }
         });
     };

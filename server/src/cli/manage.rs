@@ -1,0 +1,226 @@
+//! Commands that work on the server's database beside it: `serve`,
+//! `migrate`, `secret`, `admin`, `purge`, `export`.
+
+use inbox_core::accounts::{PasswordHasherPool, check_password};
+use inbox_core::ingest::{ROTATION_GRACE_SECS, generate_secret, unix_micros};
+use inbox_core::store::Store;
+use inbox_server::config::{AdminCommand, Command, Config, SecretCommand};
+use inbox_server::print_secret_banner;
+use time::OffsetDateTime;
+
+pub async fn run(command: Command, config: Config) -> Result<(), String> {
+    match command {
+        Command::Serve => inbox_server::run(config).await.map_err(|e| e.to_string()),
+        Command::Migrate => {
+            let applied = Store::migrate_only(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for migration in applied {
+                println!("applied {migration}");
+            }
+            Ok(())
+        }
+        Command::Secret(command) => secret(command, &config).await,
+        Command::Purge { older_than_days } => {
+            let days = older_than_days.unwrap_or(config.retention_days);
+            if days == 0 {
+                return Err(
+                    "retention is off (INBOX_RETENTION_DAYS=0); pass --older-than-days N"
+                        .to_owned(),
+                );
+            }
+            let store = open_store(&config).await?;
+            let report = inbox_server::retention::purge(&store, days)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "removed {} callbacks ({} views) and {} audit rows older than {days} days",
+                report.callbacks, report.views, report.deliveries
+            );
+            Ok(())
+        }
+        Command::Export(args) => export(*args, &config).await,
+        Command::Admin(command) => admin(command, &config).await,
+        Command::Send(_) | Command::Listen(_) | Command::Replay(_) | Command::Token(_) => {
+            Err("not a management command".to_owned())
+        }
+    }
+}
+
+/// Opens the database as the server does: owner-only files.
+pub async fn open_store(config: &Config) -> Result<Store, String> {
+    inbox_server::data_files::protect_sqlite_files(&config.database_url)
+        .map_err(|e| e.to_string())?;
+    Store::open(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
+    let store = open_store(config).await?;
+    let hasher = PasswordHasherPool::default();
+    let now_us = unix_micros(OffsetDateTime::now_utc());
+    match command {
+        AdminCommand::Create { email, role } => {
+            let password = read_password()?;
+            let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
+            let user = store
+                .create_user(&email, &hash, role, now_us)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("created {} ({})", user.email, user.role.as_str());
+        }
+        AdminCommand::ResetPassword { email } => {
+            let password = read_password()?;
+            let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
+            let user = store
+                .set_password(&email, &hash, now_us)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "password of {} changed; their sessions have ended",
+                user.email
+            );
+        }
+        AdminCommand::List => {
+            for user in store.list_users().await.map_err(|e| e.to_string())? {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{state}", user.email, user.role.as_str());
+            }
+        }
+        AdminCommand::Disable { email } => {
+            let user = store
+                .set_disabled(&email, true, now_us)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("disabled {}; their sessions have ended", user.email);
+        }
+        AdminCommand::Enable { email } => {
+            let user = store
+                .set_disabled(&email, false, now_us)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("enabled {}", user.email);
+        }
+        AdminCommand::SetRole { email, role } => {
+            let user = store
+                .set_role(&email, role)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} is now {}", user.email, user.role.as_str());
+        }
+    }
+    Ok(())
+}
+
+async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Result<(), String> {
+    use app::callbacks::server::{filter_text, parse_flag, parse_time};
+    use inbox_core::dto::HistoryFilter;
+    use inbox_server::export::{ExportFormat, export_to};
+
+    let format = ExportFormat::parse(&args.format).ok_or("--format must be ndjson, json or csv")?;
+    let store = open_store(config).await?;
+    let user = match &args.email {
+        Some(email) => {
+            store
+                .user_by_email(&email.trim().to_lowercase())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no account with the email {email:?}"))?
+                .0
+                .id
+        }
+        None => uuid::Uuid::nil(),
+    };
+    let filter = HistoryFilter {
+        event_type: filter_text("event_type", args.event_type).map_err(|e| e.to_string())?,
+        workflow_name: filter_text("workflow_name", args.workflow_name)
+            .map_err(|e| e.to_string())?,
+        signature_valid: parse_flag("signature_valid", args.signature_valid.as_deref())
+            .map_err(|e| e.to_string())?,
+        viewed: parse_flag("viewed", args.viewed.as_deref()).map_err(|e| e.to_string())?,
+        from: parse_time("from", args.from.as_deref(), false).map_err(|e| e.to_string())?,
+        to: parse_time("to", args.to.as_deref(), true).map_err(|e| e.to_string())?,
+        q: filter_text("q", args.q).map_err(|e| e.to_string())?,
+    };
+    let written = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            export_to(store.clone(), user, filter, format, &mut out).await
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            export_to(store.clone(), user, filter, format, &mut out).await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    tracing::info!(bytes = written, "export written");
+    Ok(())
+}
+
+/// From a no-echo prompt on a terminal, else the first line of stdin.
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password (at least 12 characters): ")
+            .map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".to_owned());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    check_password(&password).map_err(|e| e.to_string())?;
+    Ok(password)
+}
+
+async fn secret(command: SecretCommand, config: &Config) -> Result<(), String> {
+    if config.webhook_secret.is_some() || config.webhook_secrets_file.is_some() {
+        return Err(
+            "LLM_WEBHOOK_SECRET or LLM_WEBHOOK_SECRETS_FILE is set, so those secrets are in use; change them where they are configured"
+                .to_owned(),
+        );
+    }
+    let store = open_store(config).await?;
+    let now_us = unix_micros(OffsetDateTime::now_utc());
+    match command {
+        SecretCommand::Show => {
+            let secrets = store
+                .generated_secrets(now_us)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(newest) = secrets.first() else {
+                return Err("no secret yet: start the server once and it generates one".to_owned());
+            };
+            print_secret_banner("Webhook secret", &newest.secret, &config.base_url());
+            for older in &secrets[1..] {
+                let expires = older.expires_at_us.unwrap_or_default() / 1_000_000;
+                println!("also valid until unix time {expires}: {}", older.secret);
+            }
+        }
+        SecretCommand::Rotate => {
+            let secret = generate_secret();
+            store
+                .add_generated_secret(&secret, now_us, ROTATION_GRACE_SECS * 1_000_000)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_secret_banner(
+                "New webhook secret (the previous one stays valid for 24 hours)",
+                &secret,
+                &config.base_url(),
+            );
+        }
+    }
+    store.flush().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,207 @@
+//! What the companion commands print, and how.
+//!
+//! Results go to stdout, one line each (or one JSON object a line), so they
+//! can be piped. Progress goes to stderr: on a terminal as one status line
+//! rewritten in place, elsewhere as plain lines when it changes; `--quiet`
+//! hides it. Colour only when the stream is a terminal and `NO_COLOR` is
+//! unset (<https://no-color.org>).
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+/// Clears the terminal line the cursor is on.
+const CLEAR_LINE: &str = "\r\x1b[2K";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Style {
+    Good,
+    Bad,
+    Warn,
+    Dim,
+    Bold,
+}
+
+impl Style {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Good => "32",
+            Self::Bad => "31",
+            Self::Warn => "33",
+            Self::Dim => "2",
+            Self::Bold => "1",
+        }
+    }
+}
+
+pub struct Output {
+    /// Colour on stdout.
+    color: bool,
+    /// stderr is a terminal: the status line is rewritten in place.
+    status_in_place: bool,
+    /// Colour on stderr.
+    error_color: bool,
+    quiet: bool,
+    /// The status line as last shown (in place), or last printed.
+    status: Mutex<Option<String>>,
+}
+
+fn color_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+impl Output {
+    pub fn new(quiet: bool) -> Self {
+        let stderr_tty = std::io::stderr().is_terminal();
+        Self {
+            color: std::io::stdout().is_terminal() && color_allowed(),
+            status_in_place: stderr_tty,
+            error_color: stderr_tty && color_allowed(),
+            quiet,
+            status: Mutex::new(None),
+        }
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// `text` in `style` when stdout takes colour.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        paint(self.color, style, text)
+    }
+
+    /// One result line on stdout.
+    pub fn line(&self, text: &str) {
+        self.around_status(|| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+            let _ = stdout.flush();
+        });
+    }
+
+    /// One JSON object on a line of stdout.
+    pub fn json(&self, value: &serde_json::Value) {
+        self.line(&value.to_string());
+    }
+
+    /// A progress message on stderr (not with `--quiet`).
+    pub fn info(&self, text: &str) {
+        if !self.quiet {
+            self.around_status(|| eprintln!("{text}"));
+        }
+    }
+
+    /// A warning on stderr, also with `--quiet`.
+    pub fn warn(&self, text: &str) {
+        let label = paint(self.error_color, Style::Warn, "warning:");
+        self.around_status(|| eprintln!("{label} {text}"));
+    }
+
+    /// An error on stderr, also with `--quiet`.
+    pub fn error(&self, text: &str) {
+        let label = paint(self.error_color, Style::Bad, "error:");
+        self.around_status(|| eprintln!("{label} {text}"));
+    }
+
+    /// Sets the status line: rewritten in place on a terminal, else printed
+    /// when it changes (not with `--quiet`).
+    pub fn status(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if status.as_deref() == Some(text) {
+            return;
+        }
+        let mut stderr = std::io::stderr().lock();
+        if self.status_in_place {
+            let _ = write!(stderr, "{CLEAR_LINE}{text}");
+        } else {
+            let _ = writeln!(stderr, "{text}");
+        }
+        let _ = stderr.flush();
+        *status = Some(text.to_owned());
+    }
+
+    /// Removes the status line from the terminal (before exiting).
+    pub fn clear_status(&self) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if self.status_in_place && status.is_some() {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "{CLEAR_LINE}");
+            let _ = stderr.flush();
+        }
+        *status = None;
+    }
+
+    /// Prints around the in-place status line: cleared first, drawn again
+    /// after, so lines never mix with it.
+    fn around_status(&self, print: impl FnOnce()) {
+        let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let in_place = self.status_in_place && status.is_some();
+        if in_place {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "{CLEAR_LINE}");
+            let _ = stderr.flush();
+        }
+        print();
+        if in_place && let Some(text) = status.as_deref() {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "{text}");
+            let _ = stderr.flush();
+        }
+    }
+}
+
+fn paint(color: bool, style: Style, text: &str) -> String {
+    if color {
+        format!("\x1b[{}m{text}\x1b[0m", style.code())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A duration as people read it: `850 ms`, `4.2 s`, `3 min`, `2 h`.
+pub fn human_duration(duration: std::time::Duration) -> String {
+    let ms = duration.as_millis();
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..10_000 => format!("{:.1} s", duration.as_secs_f64()),
+        10_000..120_000 => format!("{} s", duration.as_secs()),
+        120_000..7_200_000 => format!("{} min", duration.as_secs() / 60),
+        _ => format!("{} h", duration.as_secs() / 3600),
+    }
+}
+
+/// `HH:MM:SS` of a UTC time.
+pub fn clock(at: time::OffsetDateTime) -> String {
+    format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+}
+
+/// RFC 3339 text of a time.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(human_duration(Duration::from_millis(4_210)), "4.2 s");
+        assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 min");
+        assert_eq!(human_duration(Duration::from_secs(7_200)), "2 h");
+    }
+
+    #[test]
+    fn colour_is_only_added_when_allowed() {
+        assert_eq!(paint(false, Style::Good, "200"), "200");
+        assert_eq!(paint(true, Style::Bad, "500"), "\x1b[31m500\x1b[0m");
+    }
+}
