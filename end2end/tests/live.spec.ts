@@ -192,6 +192,48 @@ test('with the stream blocked, polling delivers', async ({ page, request, proble
   expectOnlyBlockedRequests(problems);
 });
 
+test('after a stream failure the reader polls, and goes back to the stream later', async ({ page, request, problems }) => {
+  test.setTimeout(90_000);
+  await signInQuietly(page);
+  await markAllViewed(page);
+  await page.route(/\/api\/callbacks\/stream/, (route) => route.abort());
+  await openLive(page);
+  await expect(feedMode(page)).toHaveAttribute('data-feed', 'polling');
+  // The stream works again: within its retry time (30 s) the reader is back on it.
+  await page.unroute(/\/api\/callbacks\/stream/);
+  await expect(feedMode(page)).toHaveAttribute('data-feed', 'stream', { timeout: 40_000 });
+  await page.route(/\/api\/callbacks\/poll$/, (route) => route.abort());
+  await sendCallback(request, callback('back-on-stream-wf'));
+  await expect(toasts(page, 'back-on-stream-wf')).toHaveCount(1, { timeout: 2000 });
+  expectOnlyBlockedRequests(problems);
+});
+
+test('without Web Locks (plain HTTP on a LAN) every tab polls, and still one toast in all', async ({ page, context, request, problems }) => {
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
+  });
+  await signInQuietly(page);
+  await markAllViewed(page);
+  await openLive(page);
+  const second = await context.newPage();
+  await watchProblems(second, problems);
+  await openLive(second);
+  await expect(feedMode(page)).toHaveAttribute('data-feed', 'polling');
+  await expect(feedMode(second)).toHaveAttribute('data-feed', 'polling');
+  await setVisibility(page, 'hidden');
+  for (const workflow of ['shared-1', 'shared-2', 'shared-3']) {
+    await sendCallback(request, callback(workflow));
+    await expect(toasts(second, workflow)).toHaveCount(1);
+  }
+  await page.waitForTimeout(2500);
+  for (const workflow of ['shared-1', 'shared-2', 'shared-3']) {
+    expect([await toasts(page, workflow).count(), await toasts(second, workflow).count()]).toEqual([0, 1]);
+  }
+  await expect(page).toHaveTitle('(3) callback-inbox');
+  await expect(second).toHaveTitle('(3) callback-inbox');
+  expect(problems).toEqual([]);
+});
+
 /** A legal 1 MiB body: ~68,000 top-level keys and a number no f64 can hold. */
 function hugePayload(job: string): string {
   const parts = [

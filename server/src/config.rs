@@ -56,7 +56,7 @@ pub enum Command {
     #[command(after_help = REPLAY_HELP)]
     Replay(Box<ReplayArgs>),
     /// Manage API tokens (read-only access for scripts, `listen` and `replay`).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = TOKEN_HELP)]
     Token(TokenCommand),
 }
 
@@ -80,6 +80,16 @@ Examples:
   callback-inbox listen --server https://inbox.example.com --token cbi_... \\
       --forward http://localhost:8080/webhooks/llm --secret dev-secret-0123456789
   callback-inbox listen --server \"$INBOX\" --token \"$TOKEN\" --forward http://localhost:8080/hook --json | jq .";
+
+const TOKEN_HELP: &str = "\
+A token reads as its account (poll, stream, detail, history, export, deliveries)
+and can change nothing. Send it as `Authorization: Bearer <token>`.
+
+Examples:
+  TOKEN=$(callback-inbox token create --email me@example.com --name laptop)
+  curl -H \"Authorization: Bearer $TOKEN\" -d q=job_8f2c https://inbox.example.com/api/callbacks/history
+  callback-inbox token list
+  callback-inbox token revoke --name laptop";
 
 const REPLAY_HELP: &str = "\
 Examples:

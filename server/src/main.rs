@@ -9,8 +9,7 @@ use clap::Parser;
 use inbox_server::config::Cli;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // A missing .env is normal; a broken one is worth saying.
     if let Err(err) = dotenvy::dotenv()
         && !err.not_found()
@@ -32,5 +31,17 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .init();
-    cli::run(cli).await
+    // Before the runtime's threads exist (see the function).
+    cli::remember_local_offset();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(cli::run(cli))
 }

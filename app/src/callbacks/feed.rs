@@ -60,9 +60,9 @@ mod imp {
         // A view in this tab: tell the other tabs, and count again.
         {
             let slot = slot.clone();
-            Effect::new(move |first: Option<()>| {
+            Effect::new(move |previous: Option<()>| {
                 live.views.track();
-                if first.is_some()
+                if previous.is_some()
                     && let Some(feed) = slot.borrow().as_ref()
                 {
                     feed.viewed_here();
@@ -152,7 +152,9 @@ mod imp {
             self.stopped.get()
         }
 
-        fn stop(&self) {
+        /// Ends everything this tab does for the feed (the page goes, or
+        /// its session ended): the reader's lock passes to the next tab.
+        pub fn stop(&self) {
             if self.stopped.replace(true) {
                 return;
             }

@@ -72,6 +72,15 @@ mod imp {
 
     /// Reads the feed until the tab stops or the session ends.
     pub async fn read_feed(feed: Rc<Feed>) {
+        // A tab that waited long for the lock may be signed out by now, or
+        // another account signed in since: it must not read their feed.
+        let signed_in = crate::auth::current_user().await;
+        if matches!(&signed_in, Err(AppError::Unauthorized))
+            || signed_in.is_ok_and(|user| user.email != feed.user)
+        {
+            feed.stop();
+            return;
+        }
         let mut next = catch_up(&feed).await;
         loop {
             if feed.stopped() {
@@ -84,7 +93,9 @@ mod imp {
                 Next::Stream => stream(&feed).await,
                 Next::Poll(until_ms) => poll_until(&feed, until_ms).await,
                 Next::Stop => {
-                    let _ = feed.live.feed.try_set(FeedMode::Stopped);
+                    // The session ended: let go of the reader's lock, so a tab
+                    // signed in again can read.
+                    feed.stop();
                     return;
                 }
             };

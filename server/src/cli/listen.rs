@@ -282,7 +282,7 @@ impl Forwarder {
         // The local app verifies with the secret's text as it has it: its
         // bytes are the key, whatever they look like.
         let secret = match secret {
-            Some(secret) if secret.is_empty() => return Err("--secret is empty".to_owned()),
+            Some("") => return Err("--secret is empty".to_owned()),
             Some(secret) => Some(WebhookSecret::from_bytes(secret.as_bytes().to_vec())),
             None => None,
         };

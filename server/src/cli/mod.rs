@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use inbox_server::config::{Cli, Command};
+pub use output::remember_local_offset;
 
 /// `EX_TEMPFAIL` (sysexits.h): not delivered now, kept to try again.
 pub const EXIT_TEMPFAIL: u8 = 75;

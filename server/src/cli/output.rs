@@ -173,8 +173,20 @@ pub fn human_duration(duration: std::time::Duration) -> String {
     }
 }
 
-/// `HH:MM:SS` of a UTC time.
+/// This machine's UTC offset, read by [`remember_local_offset`].
+static LOCAL_OFFSET: std::sync::OnceLock<time::UtcOffset> = std::sync::OnceLock::new();
+
+/// Reads the local UTC offset. Call it before any thread starts: `time`
+/// refuses to read it in a multi-threaded process (the C library's time
+/// zone functions are not thread-safe). UTC when unknown.
+pub fn remember_local_offset() {
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let _ = LOCAL_OFFSET.set(offset);
+}
+
+/// `HH:MM:SS` of a time, in local time.
 pub fn clock(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(LOCAL_OFFSET.get().copied().unwrap_or(time::UtcOffset::UTC));
     format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
 }
 

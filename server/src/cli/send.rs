@@ -422,7 +422,7 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
             .unwrap_or_default();
         let mut claim = match spool.claim(&path) {
             Ok(Some(claim)) => claim,
-            // Another flush is sending it, or just did.
+            // Another process (a flush, or the `send` that wrote it) is sending it, or just did.
             Ok(None) => {
                 counts.busy += 1;
                 continue;
@@ -531,7 +531,7 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
         summary.push_str(&format!(", {} not due yet", counts.not_due));
     }
     if counts.busy > 0 {
-        summary.push_str(&format!(", {} taken by another flush", counts.busy));
+        summary.push_str(&format!(", {} being sent by another process", counts.busy));
     }
     if !unreachable.is_empty() {
         summary.push_str(&format!(" ({} unreachable)", unreachable.join(", ")));
