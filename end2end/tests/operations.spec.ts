@@ -1,6 +1,6 @@
 import { test, expect, waitForHydration, signIn, sendCallback, uniqueJob } from './fixtures';
 import type { APIRequestContext, Page } from '@playwright/test';
-import { BASE_URL, WEBHOOK_SECRET } from '../playwright.config';
+import { ADMIN_EMAIL, BASE_URL, WEBHOOK_SECRET } from '../playwright.config';
 
 const WEBHOOK = '/api/webhooks/llm-callback';
 
@@ -298,5 +298,52 @@ test('screenshots: both pages in light, and dark at 360 px', async ({ page, requ
   await expect(page.getByTestId('webhook-url')).toBeVisible();
   await expectNoHorizontalOverflow(page);
   await page.screenshot({ path: 'screenshots/settings-dark-360.png', fullPage: true });
+  expect(problems).toEqual([]);
+});
+
+test('an admin creates an API token on the settings page, sees it once, and revokes it', async ({ page, context, request, problems }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await signIn(page, '/admin/settings');
+  const section = page.getByRole('region', { name: 'API tokens' });
+  await expect(section).toContainText('Authorization: Bearer');
+  const name = uniqueJob('token');
+  await section.getByLabel('Token name').fill(name);
+  await section.getByRole('button', { name: 'Create token' }).click();
+
+  // Shown once, with a Copy button and a warning.
+  const shown = page.getByTestId('new-token');
+  await expect(shown).toHaveText(/^cbi_[A-Za-z0-9_-]{43}$/);
+  const token = (await shown.textContent())!;
+  await expect(section).toContainText('it will not be shown again');
+  await section.getByRole('button', { name: 'Copy the new token' }).click();
+  await expect(section.locator('.token-result .copy-status')).toHaveText('Copied');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(token);
+  await expect(section.getByLabel('Token name')).toHaveValue('');
+
+  // Listed, active, never used; it reads as a Bearer token (from a context
+  // without the session cookie).
+  const row = section.locator(`tr[data-token="${name}"]`);
+  await expect(row).toContainText(ADMIN_EMAIL);
+  await expect(row.locator('td').nth(3)).toHaveText('never');
+  await expect(row.locator('.badge')).toHaveText('active');
+  const read = () =>
+    request.post('/api/callbacks/history', {
+      form: { q: '' },
+      headers: { authorization: `Bearer ${token}` },
+    });
+  expect((await read()).status()).toBe(200);
+
+  // After a reload the token is gone from the page for good.
+  await page.reload();
+  await waitForHydration(page);
+  await expect(page.getByTestId('new-token')).toHaveCount(0);
+  expect(await page.content()).not.toContain(token);
+  await expect(row.locator('time').nth(1)).toBeVisible();
+
+  await row.getByRole('button', { name: `Revoke the token ${name} of ${ADMIN_EMAIL}` }).click();
+  await expect(row.locator('.badge')).toHaveText('revoked');
+  await expect(row.getByRole('button', { name: /^Revoke/ })).toHaveCount(0);
+  await expect(section.getByRole('status').filter({ hasText: `The token ${name}` })).toBeVisible();
+  expect((await read()).status()).toBe(401);
   expect(problems).toEqual([]);
 });

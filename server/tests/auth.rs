@@ -68,6 +68,14 @@ fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>
             "/api/admin/settings/reveal-secret",
             vec![("label", "LLM_WEBHOOK_SECRET #1")],
         ),
+        // Called in path order, so the admin's revoke finds the token its
+        // create made just before.
+        ("/api/admin/tokens", vec![]),
+        ("/api/admin/tokens/create", vec![("name", "guard-check")]),
+        (
+            "/api/admin/tokens/revoke",
+            vec![("email", ADMIN_EMAIL), ("name", "guard-check")],
+        ),
         ("/api/inbox/warnings", vec![]),
         (
             "/api/deliveries/list",

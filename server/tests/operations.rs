@@ -593,3 +593,113 @@ async fn exports_round_trip_payloads_and_neutralise_spreadsheet_formulas() {
     let response = export(&server, Some(&cookie), "format=xml").await;
     assert_eq!(response.status(), 400);
 }
+
+// --- API tokens ---------------------------------------------------------------
+
+#[tokio::test]
+async fn admins_create_list_and_revoke_tokens_through_the_api_and_viewers_cannot() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let created = server
+        .call(
+            "/api/admin/tokens/create",
+            Some(&admin),
+            &[("name", " ci ")],
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let created = json_of(created).await;
+    assert_eq!(created["name"], "ci");
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("cbi_"), "{created}");
+    assert_eq!(created.as_object().unwrap().len(), 2, "{created}");
+
+    let duplicate = server
+        .call("/api/admin/tokens/create", Some(&admin), &[("name", "ci")])
+        .await;
+    assert_eq!(duplicate.status(), 400);
+    let invalid = server
+        .call("/api/admin/tokens/create", Some(&admin), &[("name", " ")])
+        .await;
+    assert_eq!(invalid.status(), 400);
+
+    // Listed without the token or its hash.
+    let listed = server.call("/api/admin/tokens", Some(&admin), &[]).await;
+    assert_eq!(listed.status(), 200);
+    let text = listed.text().await.unwrap();
+    let hash = inbox_core::tokens::hash_token(&token);
+    assert!(
+        !text.contains(&token) && !text.contains(&hash) && !text.contains("cbi_"),
+        "{text}"
+    );
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    let tokens = listed.as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "{listed}");
+    assert_eq!(tokens[0]["email"], support::ADMIN_EMAIL);
+    assert_eq!(tokens[0]["name"], "ci");
+    assert!(tokens[0]["created_at"].is_string(), "{listed}");
+    assert!(tokens[0]["last_used_at"].is_null(), "{listed}");
+    assert!(tokens[0]["revoked_at"].is_null(), "{listed}");
+    assert_eq!(tokens[0].as_object().unwrap().len(), 5, "{listed}");
+
+    let history = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .client
+                .post(server.url("/api/callbacks/history"))
+                .bearer_auth(token)
+                .form(&[("q", "")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(history(token.clone()).await, 200);
+    let listed = json_of(server.call("/api/admin/tokens", Some(&admin), &[]).await).await;
+    assert!(listed[0]["last_used_at"].is_string(), "{listed}");
+
+    // A viewer may do none of it, not even list.
+    let store = server.store().await;
+    let hash = inbox_core::accounts::PasswordHasherPool::default()
+        .hash("viewer password 123")
+        .await
+        .unwrap();
+    store
+        .create_user("viewer@example.com", &hash, Role::Viewer, 0)
+        .await
+        .unwrap();
+    let viewer = server
+        .login("viewer@example.com", "viewer password 123")
+        .await
+        .unwrap();
+    let revoke = [("email", support::ADMIN_EMAIL), ("name", "ci")];
+    for (path, fields) in [
+        ("/api/admin/tokens", &[][..]),
+        ("/api/admin/tokens/create", &[("name", "mine")][..]),
+        ("/api/admin/tokens/revoke", &revoke[..]),
+    ] {
+        let response = server.call(path, Some(&viewer), fields).await;
+        assert_eq!(response.status(), 403, "{path}");
+    }
+    assert_eq!(
+        history(token.clone()).await,
+        200,
+        "the viewer revoked nothing"
+    );
+
+    let revoked = server
+        .call("/api/admin/tokens/revoke", Some(&admin), &revoke)
+        .await;
+    assert_eq!(revoked.status(), 200);
+    let revoked = json_of(revoked).await;
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    assert_eq!(history(token.clone()).await, 401);
+    let again = server
+        .call("/api/admin/tokens/revoke", Some(&admin), &revoke)
+        .await;
+    assert_eq!(again.status(), 404);
+    let listed = json_of(server.call("/api/admin/tokens", Some(&admin), &[]).await).await;
+    assert!(listed[0]["revoked_at"].is_string(), "{listed}");
+}

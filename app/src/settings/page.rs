@@ -1,12 +1,14 @@
 //! The Settings tab: where senders post, the secrets that verify them (masked,
 //! revealed on request) and how much each is still used, the limits in force,
-//! and signed examples ready to paste. Read-only: the configuration comes from
-//! the environment. Viewers get a plain explanation instead.
+//! and signed examples ready to paste, and the API tokens. The configuration
+//! is read-only (it comes from the environment); tokens are created and
+//! revoked here. Viewers get a plain explanation instead.
 
 use leptos::prelude::*;
 
 use super::clipboard::CopyButton;
 use super::format::{human_bytes, human_secs, plural};
+use super::tokens::{CreateToken, RevokeToken, TokenSummary, list_tokens};
 use crate::admin::{SecretSummary, SettingsSummary, load_settings, reveal_secret};
 use crate::browser;
 use crate::error::AppError;
@@ -26,7 +28,11 @@ pub fn SettingsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading the settings…"</p> }>
             {move || {
                 settings.get().map(|result| match result {
-                    Ok(settings) => view! { <SettingsSections settings /> }.into_any(),
+                    Ok(settings) => view! {
+                        <SettingsSections settings />
+                        <ApiTokens />
+                    }
+                    .into_any(),
                     Err(AppError::Forbidden(_)) => view! {
                         <div class="error-state" role="alert">
                             <p>"Only admins can see the settings."</p>
@@ -274,5 +280,200 @@ fn CodeExample(title: &'static str, code: String, testid: &'static str) -> impl 
             </div>
             <pre tabindex="0" data-testid=testid aria-label=title><code>{code}</code></pre>
         </div>
+    }
+}
+
+/// A time in UTC from the server, then the browser's local time once hydrated.
+fn local_time_view(at: time::OffsetDateTime) -> impl IntoView {
+    let machine = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string());
+    let shown = RwSignal::new(machine.clone());
+    Effect::new(move |_| shown.set(browser::local_time(at)));
+    view! { <time datetime=machine>{move || shown.get()}</time> }
+}
+
+/// The API tokens of every account, a form that creates one for the signed-in
+/// admin (shown once) and a Revoke button on each active token.
+#[component]
+fn ApiTokens() -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| list_tokens(),
+    );
+    let name_input = NodeRef::<leptos::html::Input>::new();
+    // A created token empties the field for the next one.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = create.value().get()
+            && let Some(input) = name_input.get_untracked()
+        {
+            input.set_value("");
+        }
+    });
+    let revoke_feedback = move || {
+        revoke.value().get().map(|result| match result {
+            Ok(token) => view! {
+                <p class="tokens-feedback" role="status">
+                    {format!("The token {} of {} is revoked.", token.name, token.email)}
+                </p>
+            }
+            .into_any(),
+            Err(err) => view! {
+                <p class="form-error" role="alert">{format!("Could not revoke it: {err}")}</p>
+            }
+            .into_any(),
+        })
+    };
+    view! {
+        <section class="settings-section" aria-labelledby="tokens-title">
+            <h2 id="tokens-title" class="section-title">"API tokens"</h2>
+            <p class="muted">
+                "Read-only access for " <code>"callback-inbox listen"</code> ", "
+                <code>"replay"</code> " and scripts, sent as "
+                <code>"Authorization: Bearer <token>"</code> "."
+            </p>
+            <Transition fallback=|| view! { <p class="muted">"Loading the tokens…"</p> }>
+                {move || {
+                    tokens.get().map(|result| match result {
+                        Ok(tokens) if tokens.is_empty() => {
+                            view! { <p class="muted" data-testid="no-tokens">"No token yet."</p> }.into_any()
+                        }
+                        Ok(tokens) => view! { <TokensTable tokens revoke /> }.into_any(),
+                        Err(err) => view! {
+                            <p class="form-error" role="alert">{format!("Could not load the tokens: {err}")}</p>
+                        }
+                        .into_any(),
+                    })
+                }}
+            </Transition>
+            {revoke_feedback}
+            <ActionForm action=create attr:class="invite-form token-form">
+                <label class="field wide">
+                    <span>"Token name"</span>
+                    <input
+                        type="text"
+                        name="name"
+                        required
+                        maxlength="100"
+                        autocomplete="off"
+                        placeholder="ci, laptop…"
+                        node_ref=name_input
+                    />
+                </label>
+                <button type="submit" class="button primary" disabled=move || create.pending().get()>
+                    "Create token"
+                </button>
+            </ActionForm>
+            {move || {
+                create.value().get().map(|result| match result {
+                    Ok(new_token) => {
+                        let copy_text = Signal::stored(Some(new_token.token.clone()));
+                        view! {
+                            <div class="invite-result token-result" role="status">
+                                <p>
+                                    "Token " <strong>{new_token.name.clone()}</strong>
+                                    " created for your account:"
+                                </p>
+                                <p class="invite-password">
+                                    <code data-testid="new-token">{new_token.token}</code>
+                                    <CopyButton text=copy_text label="Copy the new token" />
+                                </p>
+                                <p class="muted">
+                                    "Copy it now: it will not be shown again. Only its hash is stored."
+                                </p>
+                                <button type="button" class="button" on:click=move |_| create.value().set(None)>
+                                    "Done"
+                                </button>
+                            </div>
+                        }
+                        .into_any()
+                    }
+                    Err(err) => view! {
+                        <p class="form-error" role="alert">{format!("Could not create the token: {err}")}</p>
+                    }
+                    .into_any(),
+                })
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn TokensTable(tokens: Vec<TokenSummary>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    view! {
+        <div class="table-scroll">
+            <table class="history-table tokens-table">
+                <caption class="visually-hidden">"API tokens"</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Owner"</th>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col">"State"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {tokens.into_iter().map(|token| view! { <TokenRow token revoke /> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn TokenRow(token: TokenSummary, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    let TokenSummary {
+        email,
+        name,
+        created_at,
+        last_used_at,
+        revoked_at,
+    } = token;
+    let active = revoked_at.is_none();
+    let data_token = name.clone();
+    let action = active.then(|| {
+        let label = format!("Revoke the token {name} of {email}");
+        let (email, name) = (email.clone(), name.clone());
+        view! {
+            <button
+                type="button"
+                class="button small"
+                aria-label=label
+                disabled=move || revoke.pending().get()
+                on:click=move |_| {
+                    revoke.dispatch(RevokeToken {
+                        email: email.clone(),
+                        name: name.clone(),
+                    });
+                }
+            >
+                "Revoke"
+            </button>
+        }
+    });
+    view! {
+        <tr class:revoked-token=!active data-token=data_token>
+            <td>{email}</td>
+            <td>{name}</td>
+            <td class="nowrap">{local_time_view(created_at)}</td>
+            <td class="nowrap">
+                {match last_used_at {
+                    Some(at) => local_time_view(at).into_any(),
+                    None => view! { <span class="muted">"never"</span> }.into_any(),
+                }}
+            </td>
+            <td>
+                {if active {
+                    view! { <span class="badge ok">"active"</span> }.into_any()
+                } else {
+                    view! { <span class="badge danger">"revoked"</span> }.into_any()
+                }}
+            </td>
+            <td>{action}</td>
+        </tr>
     }
 }
