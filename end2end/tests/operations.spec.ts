@@ -347,3 +347,21 @@ test('an admin creates an API token on the settings page, sees it once, and revo
   expect((await read()).status()).toBe(401);
   expect(problems).toEqual([]);
 });
+
+test('the history exports what its filters select as a CSV download', async ({ page, request, problems }) => {
+  const workflow = uniqueJob('export-wf');
+  await sendCallback(request, { job_id: uniqueJob('exp'), event: 'workflow.failed', workflow_name: workflow, error: '=1+1' });
+  await sendCallback(request, { job_id: uniqueJob('other'), event: 'workflow.completed', workflow_name: 'another-wf' });
+  await signIn(page, `/admin/callbacks?workflow_name=${workflow}`);
+  const link = page.getByRole('group', { name: 'Export the callbacks the filters select' }).getByRole('link', { name: 'CSV' });
+  await expect(link).toHaveAttribute('href', new RegExp(`workflow_name=${workflow}.*format=csv`));
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  expect(download.suggestedFilename()).toMatch(/^callbacks-\d+\.csv$/);
+  const text = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
+  const lines = text.trim().split('\r\n');
+  expect(lines[0]).toContain('external_job_id');
+  expect(lines).toHaveLength(2); // the header and the one callback of that workflow
+  expect(lines[1]).toContain(workflow);
+  expect(lines[1]).not.toContain('another-wf');
+  expect(problems).toEqual([]);
+});

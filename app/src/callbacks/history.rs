@@ -110,7 +110,10 @@ pub fn CallbacksPage() -> impl IntoView {
                     }}
                 </p>
             </div>
-            <button type="button" class="button" on:click=mark_all>"Mark all viewed"</button>
+            <div class="page-actions">
+                <ExportLinks />
+                <button type="button" class="button" on:click=mark_all>"Mark all viewed"</button>
+            </div>
         </div>
         <Filters />
         <Transition fallback=|| view! { <p class="muted">"Loading callbacks…"</p> }>
@@ -128,6 +131,25 @@ pub fn CallbacksPage() -> impl IntoView {
                 })
             }}
         </Transition>
+    }
+}
+
+/// Downloads of what the filters select. Plain links (not router
+/// navigation), so the browser streams the file to disk with the session.
+#[component]
+fn ExportLinks() -> impl IntoView {
+    let query = use_query_map();
+    let href = move |format: &'static str| {
+        let filters = query_string(&query.read(), &[("format", format)]);
+        format!("/api/callbacks/export{filters}")
+    };
+    view! {
+        <div class="export-links" role="group" aria-label="Export the callbacks the filters select">
+            <span class="muted">"Export"</span>
+            <a class="button small" href=move || href("csv") download="" rel="external">"CSV"</a>
+            <a class="button small" href=move || href("ndjson") download="" rel="external">"NDJSON"</a>
+            <a class="button small" href=move || href("json") download="" rel="external">"JSON"</a>
+        </div>
     }
 }
 
