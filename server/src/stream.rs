@@ -98,6 +98,7 @@ pub async fn callback_stream(
         cursor,
         notices,
         pending: VecDeque::new(),
+        known_head: None,
     };
     let mut response = Sse::new(feed.into_events())
         .keep_alive(KeepAlive::new().interval(KEEPALIVE))
@@ -125,6 +126,9 @@ struct FeedStream {
     cursor: FeedCursor,
     notices: broadcast::Receiver<i64>,
     pending: VecDeque<(FeedCursor, CallbackSummary)>,
+    /// The head a commit notice announced: with many open streams, each
+    /// commit then costs every stream one query, not two.
+    known_head: Option<FeedCursor>,
 }
 
 impl Drop for FeedStream {
@@ -153,7 +157,12 @@ impl FeedStream {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
             }
-            let head = self.store.feed_head().await.ok()?;
+            let head = match self.known_head.take() {
+                // A notice queued before our last read may name an older
+                // head; never let the cursor go back.
+                Some(head) => head.max(self.cursor),
+                None => self.store.feed_head().await.ok()?,
+            };
             let (items, next) = self
                 .store
                 .feed_after(self.user.id, self.cursor, head, PAGE)
@@ -166,7 +175,9 @@ impl FeedStream {
             }
             tokio::select! {
                 notice = self.notices.recv() => match notice {
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(head) => self.known_head = Some(FeedCursor(head)),
+                    // Missed notices: read the head from the store.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 () = tokio::time::sleep(RECHECK) => {
