@@ -1,14 +1,21 @@
 //! Durable storage of callbacks, deliveries, secrets, accounts and views.
 //!
-//! SQLite (WAL, `synchronous=FULL`) is the embedded default. Reads go through
-//! a connection pool; callback inserts and audit rows go through one writer
-//! task that group-commits whatever arrived together (see [`writer`]), so
-//! every 2xx is backed by an fsynced commit without paying one fsync per
+//! SQLite (WAL, `synchronous=FULL`) is the embedded default; a `postgres://`
+//! URL selects PostgreSQL, which several nodes can share (see
+//! [`backend`] and `docs/ARCHITECTURE.md`). Reads go through a connection
+//! pool; callback inserts and audit rows go through one writer task per
+//! node that group-commits whatever arrived together (see [`writer`]), so
+//! every 2xx is backed by a durable commit without paying one fsync per
 //! request.
 
+mod backend;
 mod dashboard;
+mod feed_listener;
 mod operations;
 mod writer;
+
+pub use backend::{Db, DbTime, Dialect, StoreRow, pg_text};
+pub(crate) use backend::on_db;
 
 pub use dashboard::{DEFAULT_PAGE, HistoryDirection, MAX_PAGE, clamp_limit};
 pub use operations::{
@@ -20,6 +27,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -36,7 +44,16 @@ pub use writer::WRITER_MAX_BATCH;
 /// Head notices kept for slow live streams before they get `Lagged`.
 const FEED_NOTICES: usize = 64;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Connections per node to PostgreSQL: the writer's own, the feed
+/// listener's, and the rest for reads, sign-ins and the admin API. Inserts
+/// do not need more: each node's writer commits them in groups (see
+/// [`writer`]), so PostgreSQL sees one transaction per group, not one per
+/// request. N nodes hold N times this many; keep it under the server's
+/// `max_connections`.
+pub const POSTGRES_POOL_SIZE: u32 = 16;
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -50,7 +67,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "unsupported DATABASE_URL {0:?}: use sqlite://path/to/file.db (PostgreSQL is not built yet)"
+        "unsupported DATABASE_URL {0:?}: use sqlite://path/to/file.db or postgres://user@host/database"
     )]
     UnsupportedUrl(String),
     #[error("the database writer has stopped")]
@@ -160,32 +177,71 @@ pub struct StoredSecret {
 /// The database behind the whole product.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     writer: writer::WriterHandle,
-    /// The head of the live feed after each commit that added callbacks.
-    /// With SQLite the writer sends it; a PostgreSQL backend would feed it
-    /// from `LISTEN` so that every node learns of every node's commits.
+    /// The head of the live feed after each commit that added callbacks:
+    /// sent by this node's writer, and with PostgreSQL also by the feed
+    /// listener, which hears every node's commits.
     feed: broadcast::Sender<i64>,
 }
 
+/// Where a `DATABASE_URL` points.
+enum Target {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
 impl Store {
-    /// Opens (creating file and folder when missing) and migrates the database,
-    /// and starts the writer task.
+    /// Opens (creating file and folder when missing) and migrates the
+    /// database, and starts the writer task (and, with PostgreSQL, the feed
+    /// listener).
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
-        let options = connect_options(database_url)?;
-        if let Some(folder) = options.get_filename().parent() {
-            create_folder(folder)?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        let writer_connection = options.connect().await?;
         let (feed, _) = broadcast::channel(FEED_NOTICES);
-        let writer = writer::WriterHandle::spawn(writer_connection, feed.clone());
-        Ok(Self { pool, writer, feed })
+        match target(database_url)? {
+            Target::Sqlite(options) => {
+                if let Some(folder) = options.get_filename().parent() {
+                    create_folder(folder)?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                SQLITE_MIGRATOR.run(&pool).await?;
+                let connection = options.connect().await?;
+                let writer = writer::WriterHandle::spawn(
+                    writer::WriterConnection::Sqlite(connection),
+                    feed.clone(),
+                );
+                Ok(Self {
+                    db: Db::Sqlite(pool),
+                    writer,
+                    feed,
+                })
+            }
+            Target::Postgres(options) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(POSTGRES_POOL_SIZE)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options.clone())
+                    .await?;
+                // Nodes starting together: sqlx holds an advisory lock while
+                // it migrates, so one applies and the others find it done.
+                POSTGRES_MIGRATOR.run(&pool).await?;
+                let connection = options.connect().await?;
+                let writer = writer::WriterHandle::spawn(
+                    writer::WriterConnection::Postgres(connection),
+                    feed.clone(),
+                );
+                feed_listener::spawn(pool.clone(), feed.clone());
+                Ok(Self {
+                    db: Db::Postgres(pool),
+                    writer,
+                    feed,
+                })
+            }
+        }
     }
 
     /// Wakes on every commit that moves the feed's head. A receiver that
@@ -196,16 +252,31 @@ impl Store {
 
     /// Applies pending migrations without starting anything else.
     pub async fn migrate_only(database_url: &str) -> Result<Vec<String>, StoreError> {
-        let options = connect_options(database_url)?;
-        if let Some(folder) = options.get_filename().parent() {
-            create_folder(folder)?;
-        }
-        let pool = SqlitePool::connect_with(options).await?;
-        let before: Vec<i64> = applied_versions(&pool).await.unwrap_or_default();
-        MIGRATOR.run(&pool).await?;
-        let after = applied_versions(&pool).await?;
-        pool.close().await;
-        Ok(MIGRATOR
+        let (db, migrator) = match target(database_url)? {
+            Target::Sqlite(options) => {
+                if let Some(folder) = options.get_filename().parent() {
+                    create_folder(folder)?;
+                }
+                (
+                    Db::Sqlite(SqlitePool::connect_with(options).await?),
+                    &SQLITE_MIGRATOR,
+                )
+            }
+            Target::Postgres(options) => (
+                Db::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(2)
+                        .connect_with(options)
+                        .await?,
+                ),
+                &POSTGRES_MIGRATOR,
+            ),
+        };
+        let before: Vec<i64> = applied_versions(&db).await.unwrap_or_default();
+        on_db!(&db, |pool, dialect| migrator.run(pool).await?);
+        let after = applied_versions(&db).await?;
+        on_db!(&db, |pool, dialect| pool.close().await);
+        Ok(migrator
             .iter()
             .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
             .filter(|m| m.migration_type.is_up_migration())
@@ -213,8 +284,14 @@ impl Store {
             .collect())
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The open database, for statements of the store's own modules and
+    /// for the session store, which shares its pool.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
     }
 
     /// Stores a callback, or counts one more delivery of an existing one.
@@ -250,58 +327,74 @@ impl Store {
     }
 
     pub async fn generated_secrets(&self, now_us: i64) -> Result<Vec<StoredSecret>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT secret, created_at, expires_at FROM webhook_secrets
-             WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id DESC",
-        )
-        .bind(now_us)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredSecret {
-                secret: row.get(0),
-                created_at_us: row.get(1),
-                expires_at_us: row.get(2),
-            })
-            .collect())
+        on_db!(&self.db, |pool, dialect| {
+            let rows = sqlx::query(
+                "SELECT secret, created_at, expires_at FROM webhook_secrets
+                 WHERE expires_at IS NULL OR expires_at > $1 ORDER BY id DESC",
+            )
+            .bind(DbTime(now_us))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(StoredSecret {
+                        secret: row.text("secret")?,
+                        created_at_us: row.time("created_at")?,
+                        expires_at_us: row.opt_time("expires_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
     }
 
     /// Adds a generated secret; the ones still open expire after `grace_us`.
+    /// Two nodes starting on an empty PostgreSQL at once each add one: the
+    /// ring then holds both, and each node verifies with both.
     pub async fn add_generated_secret(
         &self,
         secret: &str,
         now_us: i64,
         grace_us: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE webhook_secrets SET expires_at = ?1 WHERE expires_at IS NULL")
-            .bind(now_us.saturating_add(grace_us))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO webhook_secrets (secret, created_at) VALUES (?1, ?2)")
-            .bind(secret)
-            .bind(now_us)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        on_db!(&self.db, |pool, dialect| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE webhook_secrets SET expires_at = $1 WHERE expires_at IS NULL")
+                .bind(DbTime(now_us.saturating_add(grace_us)))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO webhook_secrets (secret, created_at) VALUES ($1, $2)")
+                .bind(secret)
+                .bind(DbTime(now_us))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }
 
-fn connect_options(database_url: &str) -> Result<SqliteConnectOptions, StoreError> {
+fn target(database_url: &str) -> Result<Target, StoreError> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(database_url)?
+            .application_name("callback-inbox")
+            .disable_statement_logging();
+        return Ok(Target::Postgres(options));
+    }
     if !database_url.starts_with("sqlite:") {
         return Err(StoreError::UnsupportedUrl(database_url.to_owned()));
     }
-    Ok(SqliteConnectOptions::from_str(database_url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a commit is on disk before we answer 2xx, even across power loss.
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true)
-        .pragma("temp_store", "memory")
-        .disable_statement_logging())
+    Ok(Target::Sqlite(
+        SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before we answer 2xx, even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .disable_statement_logging(),
+    ))
 }
 
 fn create_folder(folder: &Path) -> Result<(), StoreError> {
@@ -314,10 +407,12 @@ fn create_folder(folder: &Path) -> Result<(), StoreError> {
     })
 }
 
-async fn applied_versions(pool: &SqlitePool) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-        .fetch_all(pool)
-        .await
+async fn applied_versions(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
+    on_db!(db, |pool, dialect| {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+    })
 }
 
 #[cfg(test)]

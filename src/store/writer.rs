@@ -1,23 +1,33 @@
-//! The single SQLite writer: group commit.
+//! The writer: group commit, one task per node.
 //!
-//! SQLite allows one writer at a time and every durable commit costs an
-//! fsync. One task owns a dedicated connection, takes whatever jobs are
-//! queued (up to [`WRITER_MAX_BATCH`]), runs them in one
-//! `BEGIN IMMEDIATE … COMMIT`, and only then answers each waiting request.
-//! Under load many callbacks share one fsync; when idle a single callback
-//! commits at once.
+//! Every durable commit costs an fsync, and both backends let one
+//! transaction at a time add callbacks (SQLite has one writer; PostgreSQL
+//! serializes them on the feed's head row, see `migrations/postgres`). One
+//! task owns a dedicated connection, takes whatever jobs are queued (up to
+//! [`WRITER_MAX_BATCH`]), runs them in one transaction, and only then
+//! answers each waiting request. Under load many callbacks share one fsync;
+//! when idle a single callback commits at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
+use super::backend::{DbTime, Dialect, pg_text};
+use super::feed_listener::FEED_CHANNEL;
 use super::{
     AuditedRequest, DeliveryOutcome, DeliveryRecord, InsertOutcome, NewCallback, StoreError,
 };
+
+/// The writer's own connection.
+pub(super) enum WriterConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
 
 /// Most jobs committed in one transaction.
 pub const WRITER_MAX_BATCH: usize = 512;
@@ -87,7 +97,7 @@ pub(super) struct WriterHandle {
 impl WriterHandle {
     /// Starts the writer; after each commit that added callbacks it sends
     /// the new head of the feed on `feed`.
-    pub(super) fn spawn(connection: SqliteConnection, feed: broadcast::Sender<i64>) -> Self {
+    pub(super) fn spawn(connection: WriterConnection, feed: broadcast::Sender<i64>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let pending = Arc::new(Mutex::new(PendingCounts::default()));
         tokio::spawn(run(connection, queue, pending.clone(), feed));
@@ -144,7 +154,7 @@ impl WriterHandle {
 }
 
 async fn run(
-    mut connection: SqliteConnection,
+    mut connection: WriterConnection,
     mut queue: mpsc::Receiver<Job>,
     pending: Arc<Mutex<PendingCounts>>,
     feed: broadcast::Sender<i64>,
@@ -212,121 +222,206 @@ async fn run(
 
 type JobResult = Result<Option<InsertOutcome>, StoreError>;
 
+/// The body of [`write_batch`], compiled once per backend. With PostgreSQL
+/// a commit that moved the head also notifies every node's feed listener;
+/// the notice is delivered only if the transaction commits.
+macro_rules! write_jobs {
+    ($tx:ident, $dialect:expr, $batch:expr $(, $head_before:ident)?) => {{
+        let mut tx = $tx;
+        let mut results = Vec::with_capacity($batch.len());
+        #[allow(unused_mut)]
+        let mut head: Option<i64> = None;
+        for job in $batch {
+            let result = match job {
+                Job::Callback {
+                    callback, audit, ..
+                } => {
+                    let outcome = upsert_callback!(&mut *tx, $dialect, callback);
+                    if !outcome.duplicate {
+                        head = head.max(Some(outcome.feed_seq));
+                    }
+                    if let Some(audit) = audit {
+                        let mut record = audit.record.clone();
+                        record.outcome = if !record.authenticated {
+                            DeliveryOutcome::StoredUnsigned
+                        } else if outcome.duplicate {
+                            DeliveryOutcome::Duplicate
+                        } else {
+                            DeliveryOutcome::Accepted
+                        };
+                        record.llm_callback_id = Some(outcome.id);
+                        record.processing_us =
+                            i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+                        insert_delivery!(&mut *tx, $dialect, &record);
+                    }
+                    Some(outcome)
+                }
+                Job::Delivery(record) => {
+                    insert_delivery!(&mut *tx, $dialect, record);
+                    None
+                }
+                Job::Flush(_) | Job::Wake => None,
+            };
+            results.push(Ok(result));
+        }
+        $(
+            if let Some(head) = head.filter(|head| *head > $head_before) {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(FEED_CHANNEL)
+                    .bind(head.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        )?
+        tx.commit().await?;
+        Ok(results)
+    }};
+}
+
+/// Inserts a callback or counts one more delivery of it; evaluates to its
+/// [`InsertOutcome`].
+macro_rules! upsert_callback {
+    ($connection:expr, $dialect:expr, $callback:expr) => {{
+        let callback: &NewCallback = $callback;
+        let fields = &callback.fields;
+        let postgres = $dialect == Dialect::Postgres;
+        let text = |value: &Option<String>| {
+            value.as_deref().map(|v| if postgres { pg_text(v).into_owned() } else { v.to_owned() })
+        };
+        let sql = $dialect.pick(
+            "INSERT INTO llm_callbacks (
+                 id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+                 payload, payload_preview, external_job_id, workflow_name, event_type, status,
+                 error_message, delivery_count, created_at, updated_at, feed_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                     (SELECT seq + 1 FROM feed_head WHERE id = 1))
+             ON CONFLICT (callback_id) DO UPDATE
+                 SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
+             RETURNING id, delivery_count, feed_seq",
+            // feed_seq comes from the insert trigger; $15 is the jsonb copy.
+            "INSERT INTO llm_callbacks AS c (
+                 id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+                 payload, payload_preview, external_job_id, workflow_name, event_type, status,
+                 error_message, delivery_count, created_at, updated_at, payload_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                     $15::text::jsonb)
+             ON CONFLICT (callback_id) DO UPDATE
+                 SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
+             RETURNING id, delivery_count, feed_seq",
+        );
+        let callback_id = if postgres {
+            pg_text(callback.callback_id.as_str()).into_owned()
+        } else {
+            callback.callback_id.as_str().to_owned()
+        };
+        let mut query = sqlx::query(sql)
+            .bind(callback.id)
+            .bind(callback_id)
+            .bind(callback.signature_valid)
+            .bind(callback.signature_scheme.map(|s| s.as_str()))
+            .bind(callback.signature_scheme.map(|s| s.header_name()))
+            .bind(callback.verified_at_us.map(DbTime))
+            .bind(&callback.payload)
+            .bind(if postgres { pg_text(&fields.payload_preview).into_owned() } else { fields.payload_preview.clone() })
+            .bind(text(&fields.external_job_id))
+            .bind(text(&fields.workflow_name))
+            .bind(text(&fields.event_type))
+            .bind(fields.status.as_str())
+            .bind(text(&fields.error_message))
+            .bind(DbTime(callback.received_at_us));
+        if postgres {
+            query = query.bind(jsonb_text(&callback.payload));
+        }
+        let row = query.fetch_one($connection).await?;
+        let id: Uuid = row.try_get(0)?;
+        let delivery_count: i64 = row.try_get(1)?;
+        InsertOutcome {
+            id,
+            duplicate: id != callback.id,
+            delivery_count,
+            feed_seq: row.try_get(2)?,
+        }
+    }};
+}
+
+/// The payload for the jsonb column, or None when jsonb cannot hold it:
+/// jsonb refuses `\u0000`, which a JSON string may contain. (A false
+/// positive, an escaped backslash before `u0000`, only leaves the copy out.)
+fn jsonb_text(payload: &str) -> Option<&str> {
+    (!payload.contains("\\u0000")).then_some(payload)
+}
+
+/// Inserts an audit row, or adds an aggregated count to its row.
+macro_rules! insert_delivery {
+    ($connection:expr, $dialect:expr, $record:expr) => {{
+        let record: &DeliveryRecord = $record;
+        let aggregate = (!record.authenticated && record.llm_callback_id.is_none())
+            .then(|| aggregate_key(record));
+        let sql = $dialect.pick(
+            "INSERT INTO webhook_deliveries (
+                 received_at, request_id, outcome, http_status, processing_us, body_bytes,
+                 remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
+                 secret_label)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (aggregate_key) DO UPDATE
+                 SET count = count + excluded.count,
+                     processing_us = max(processing_us, excluded.processing_us),
+                     body_bytes = max(body_bytes, excluded.body_bytes)",
+            "INSERT INTO webhook_deliveries AS d (
+                 received_at, request_id, outcome, http_status, processing_us, body_bytes,
+                 remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
+                 secret_label)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (aggregate_key) DO UPDATE
+                 SET count = d.count + excluded.count,
+                     processing_us = greatest(d.processing_us, excluded.processing_us),
+                     body_bytes = greatest(d.body_bytes, excluded.body_bytes)",
+        );
+        let postgres = $dialect == Dialect::Postgres;
+        let text = |value: Option<&str>| {
+            value.map(|v| if postgres { pg_text(v).into_owned() } else { v.to_owned() })
+        };
+        sqlx::query(sql)
+            .bind(DbTime(record.received_at_us))
+            .bind(text(record.request_id.as_deref()))
+            .bind(record.outcome.as_str())
+            .bind(i32::from(record.http_status))
+            .bind(record.processing_us)
+            .bind(record.body_bytes)
+            .bind(text(record.remote_addr.as_deref()))
+            .bind(text(record.callback_id.as_ref().map(|id| id.as_str())))
+            .bind(record.llm_callback_id)
+            .bind(record.signature_scheme.map(|s| s.as_str()))
+            .bind(record.count)
+            .bind(aggregate.map(|key| if postgres { pg_text(&key).into_owned() } else { key }))
+            .bind(&record.secret_label)
+            .execute($connection)
+            .await?;
+    }};
+}
+
 /// Runs the jobs in one transaction. On error the transaction is rolled back
 /// and nothing of the batch is stored.
 async fn write_batch(
-    connection: &mut SqliteConnection,
+    connection: &mut WriterConnection,
     batch: &[Job],
 ) -> Result<Vec<JobResult>, StoreError> {
-    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let result = match job {
-            Job::Callback {
-                callback, audit, ..
-            } => {
-                let outcome = upsert_callback(&mut tx, callback).await?;
-                if let Some(audit) = audit {
-                    let mut record = audit.record.clone();
-                    record.outcome = if !record.authenticated {
-                        DeliveryOutcome::StoredUnsigned
-                    } else if outcome.duplicate {
-                        DeliveryOutcome::Duplicate
-                    } else {
-                        DeliveryOutcome::Accepted
-                    };
-                    record.llm_callback_id = Some(outcome.id);
-                    record.processing_us =
-                        i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-                    insert_delivery(&mut tx, &record).await?;
-                }
-                Some(outcome)
-            }
-            Job::Delivery(record) => {
-                insert_delivery(&mut tx, record).await?;
-                None
-            }
-            Job::Flush(_) | Job::Wake => None,
-        };
-        results.push(Ok(result));
+    match connection {
+        WriterConnection::Sqlite(connection) => {
+            let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+            write_jobs!(tx, Dialect::Sqlite, batch)
+        }
+        WriterConnection::Postgres(connection) => {
+            let mut tx = connection.begin().await?;
+            // Every node's writer takes the feed's head row first, so writers
+            // run one after another and never deadlock on each other's rows
+            // (a callback row, an aggregate count).
+            let head_before: i64 =
+                sqlx::query_scalar("SELECT seq FROM feed_head WHERE id = 1 FOR UPDATE")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            write_jobs!(tx, Dialect::Postgres, batch, head_before)
+        }
     }
-    tx.commit().await?;
-    Ok(results)
 }
 
-async fn upsert_callback(
-    connection: &mut SqliteConnection,
-    callback: &NewCallback,
-) -> Result<InsertOutcome, StoreError> {
-    let fields = &callback.fields;
-    let row = sqlx::query(
-        "INSERT INTO llm_callbacks (
-             id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
-             payload, payload_preview, external_job_id, workflow_name, event_type, status,
-             error_message, delivery_count, created_at, updated_at, feed_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14,
-                 (SELECT seq + 1 FROM feed_head WHERE id = 1))
-         ON CONFLICT (callback_id) DO UPDATE
-             SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
-         RETURNING id, delivery_count, feed_seq",
-    )
-    .bind(callback.id)
-    .bind(callback.callback_id.as_str())
-    .bind(callback.signature_valid)
-    .bind(callback.signature_scheme.map(|s| s.as_str()))
-    .bind(callback.signature_scheme.map(|s| s.header_name()))
-    .bind(callback.verified_at_us)
-    .bind(&callback.payload)
-    .bind(&fields.payload_preview)
-    .bind(&fields.external_job_id)
-    .bind(&fields.workflow_name)
-    .bind(&fields.event_type)
-    .bind(fields.status.as_str())
-    .bind(&fields.error_message)
-    .bind(callback.received_at_us)
-    .fetch_one(&mut *connection)
-    .await?;
-    let id: Uuid = row.try_get(0)?;
-    let delivery_count: i64 = row.try_get(1)?;
-    Ok(InsertOutcome {
-        id,
-        duplicate: id != callback.id,
-        delivery_count,
-        feed_seq: row.try_get(2)?,
-    })
-}
-
-async fn insert_delivery(
-    connection: &mut SqliteConnection,
-    record: &DeliveryRecord,
-) -> Result<(), StoreError> {
-    let aggregate =
-        (!record.authenticated && record.llm_callback_id.is_none()).then(|| aggregate_key(record));
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (
-             received_at, request_id, outcome, http_status, processing_us, body_bytes,
-             remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
-             secret_label)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (aggregate_key) DO UPDATE
-             SET count = count + excluded.count,
-                 processing_us = max(processing_us, excluded.processing_us),
-                 body_bytes = max(body_bytes, excluded.body_bytes)",
-    )
-    .bind(record.received_at_us)
-    .bind(&record.request_id)
-    .bind(record.outcome.as_str())
-    .bind(i64::from(record.http_status))
-    .bind(record.processing_us)
-    .bind(record.body_bytes)
-    .bind(&record.remote_addr)
-    .bind(record.callback_id.as_ref().map(|id| id.as_str()))
-    .bind(record.llm_callback_id)
-    .bind(record.signature_scheme.map(|s| s.as_str()))
-    .bind(record.count)
-    .bind(aggregate)
-    .bind(&record.secret_label)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
-}
