@@ -1,19 +1,30 @@
-//! Dashboard query benchmark: seeds N callbacks straight into a fresh SQLite
-//! file and measures the server-side latency of `poll` (a poller that is up
-//! to date, as every open dashboard is, and one 20 callbacks behind) and of
-//! the first history page, at 10k and 1M rows in the same run.
+//! Dashboard query benchmark: seeds N callbacks straight into a fresh
+//! database and measures the server-side latency of `poll` (a poller that
+//! is up to date, as every open dashboard is, and one 20 callbacks behind)
+//! and of the first history page, at 10k and 1M rows in the same run.
 //!
 //!     cargo run --release --features server --example dashboard_queries [-- 10000 1000000]
+//!
+//! With `--postgres` it runs on a fresh database of the PostgreSQL server at
+//! `INBOX_TEST_POSTGRES_URL` instead of a SQLite file (`./x bench` starts
+//! one).
 
 use std::time::Instant;
 
 use inbox_core::cursor::FeedCursor;
 use inbox_core::dto::HistoryFilter;
-use inbox_core::store::{HistoryDirection, Store};
+use inbox_core::store::test_database::{TestBackend, TestDatabase};
+use inbox_core::store::{Db, HistoryDirection, Store};
 use uuid::Uuid;
 
 #[tokio::main]
 async fn main() {
+    let backend = if std::env::args().any(|a| a == "--postgres") {
+        TestBackend::Postgres
+    } else {
+        TestBackend::Sqlite
+    };
+    println!("on {backend:?}");
     let sizes: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -28,10 +39,8 @@ async fn main() {
     );
     let mut first_p99 = None;
     for rows in sizes {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()))
-            .await
-            .unwrap();
+        let database = TestDatabase::fresh_on(backend).await;
+        let store = Store::open(&database.url).await.unwrap();
         let user = seed(&store, rows).await;
         let head = store.feed_head().await.unwrap();
         let up_to_date = measure(500, || async {
@@ -69,55 +78,100 @@ async fn main() {
     }
 }
 
-/// Inserts `rows` callbacks (one admin has viewed every tenth) in big transactions.
+/// Inserts `rows` callbacks (one admin has viewed every tenth) in one
+/// statement per table.
 async fn seed(store: &Store, rows: u64) -> Uuid {
     let started = Instant::now();
     let user = Uuid::now_v7();
-    sqlx::query("INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?1, 'bench@example.com', 'x', 'admin', 0)")
-        .bind(user)
-        .execute(store.pool())
-        .await
-        .unwrap();
     let base_us: i64 = 1_763_000_000_000_000;
-    let mut tx = store.pool().begin().await.unwrap();
-    for n in 0..rows {
-        let id = Uuid::now_v7();
-        let created = base_us + (n as i64) * 1_000;
-        let payload = format!(
-            r#"{{"job_id":"job-{n}","event":"workflow.completed","workflow_name":"wf-{}"}}"#,
-            n % 7
-        );
-        sqlx::query(
-            "INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload, payload_preview, external_job_id,
-                 workflow_name, event_type, status, created_at, updated_at, feed_seq)
-             VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5, 'workflow.completed', 'completed', ?6, ?6, ?7)",
-        )
-        .bind(id)
-        .bind(format!("job:job-{n}:workflow.completed"))
-        .bind(&payload)
-        .bind(format!("job-{n}"))
-        .bind(format!("wf-{}", n % 7))
-        .bind(created)
-        .bind(n as i64 + 1)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        if n % 10 == 0 {
-            sqlx::query("INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at) VALUES (?1, ?2, ?3)")
-                .bind(id)
+    match store.db() {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, 'bench@example.com', 'x', 'admin', 0)")
                 .bind(user)
-                .bind(created)
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-        }
-        if n % 50_000 == 49_999 {
+            sqlx::query(
+                "WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < $1)
+                 INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload, payload_preview,
+                     external_job_id, workflow_name, event_type, status, created_at, updated_at, feed_seq)
+                 SELECT randomblob(16), 'job:job-' || n || ':workflow.completed', 1, p, p, 'job-' || n,
+                        'wf-' || (n % 7), 'workflow.completed', 'completed', $2 + n * 1000, $2 + n * 1000,
+                        n + 1
+                 FROM (SELECT n, '{\"job_id\":\"job-' || n || '\",\"event\":\"workflow.completed\",\"workflow_name\":\"wf-' || (n % 7) || '\"}' AS p FROM n)",
+            )
+            .bind(rows as i64)
+            .bind(base_us)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+                 SELECT id, $1, created_at FROM llm_callbacks WHERE feed_seq % 10 = 1",
+            )
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
-            tx = store.pool().begin().await.unwrap();
+            sqlx::query("ANALYZE").execute(pool).await.unwrap();
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            // Per-row triggers would update the counter rows a million times
+            // in one transaction; the counters are set once below instead.
+            sqlx::query("ALTER TABLE llm_callbacks DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, 'bench@example.com', 'x', 'admin', now())")
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload, payload_json,
+                     payload_preview, external_job_id, workflow_name, event_type, status, created_at,
+                     updated_at, feed_seq)
+                 SELECT gen_random_uuid(), 'job:job-' || n || ':workflow.completed', true, p, p::jsonb, p,
+                        'job-' || n, 'wf-' || (n % 7), 'workflow.completed', 'completed',
+                        to_timestamp($2::float8 / 1e6) + n * interval '1 millisecond',
+                        to_timestamp($2::float8 / 1e6) + n * interval '1 millisecond', n + 1
+                 FROM (SELECT n, '{\"job_id\":\"job-' || n || '\",\"event\":\"workflow.completed\",\"workflow_name\":\"wf-' || (n % 7) || '\"}' AS p
+                       FROM generate_series(0, $1 - 1) AS n) AS generated",
+            )
+            .bind(rows as i64)
+            .bind(base_us)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            for counter in [
+                "UPDATE feed_head SET seq = $1 WHERE id = 1",
+                "UPDATE callback_count SET total = $1 WHERE id = 1",
+            ] {
+                sqlx::query(counter)
+                    .bind(rows as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("ALTER TABLE llm_callbacks ENABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+                 SELECT id, $1, created_at FROM llm_callbacks WHERE feed_seq % 10 = 1",
+            )
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            sqlx::query("VACUUM ANALYZE").execute(pool).await.unwrap();
         }
     }
-    tx.commit().await.unwrap();
-    sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
     eprintln!(
         "seeded {rows} rows in {:.1} s",
         started.elapsed().as_secs_f64()

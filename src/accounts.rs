@@ -12,11 +12,10 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError};
+use crate::store::{DbTime, Dialect, Store, StoreError, StoreRow, on_db, pg_text};
 
 /// Shortest password accepted. Length is what makes passwords strong; there
 /// are no composition rules.
@@ -404,18 +403,62 @@ pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     }
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
-    let role: String = row.try_get("role")?;
+/// Text as bound for `dialect`: PostgreSQL's `text` cannot hold U+0000 (see
+/// [`pg_text`]); SQLite gets it unchanged.
+pub(crate) fn bind_text(dialect: Dialect, text: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => text.to_owned(),
+        Dialect::Postgres => pg_text(text).into_owned(),
+    }
+}
+
+/// PostgreSQL advisory lock (transaction-scoped) that serializes sign-in
+/// reservations across nodes, as `BEGIN IMMEDIATE` does on SQLite: the
+/// count of earlier attempts and the insert of this one are one step. The
+/// key is the ASCII of "cbiLogin", a constant no other lock uses.
+const LOGIN_ATTEMPTS_LOCK: i64 = i64::from_be_bytes(*b"cbiLogin");
+
+/// PostgreSQL advisory lock (transaction-scoped) taken around the guarded
+/// UPDATE of the last-admin rule: under READ COMMITTED two concurrent
+/// statements could each count the other admin as still active and both
+/// pass the guard. SQLite has one writer, so the statement alone suffices.
+/// The key is the ASCII of "cbiAdmin".
+const ADMIN_ROLES_LOCK: i64 = i64::from_be_bytes(*b"cbiAdmin");
+
+/// Executes `$query` (a statement enforcing the last-admin rule) on `$pool`:
+/// alone on SQLite, and on PostgreSQL in a transaction holding
+/// [`ADMIN_ROLES_LOCK`]. Evaluates to its query result.
+macro_rules! under_admin_lock {
+    ($pool:expr, $dialect:expr, $query:expr) => {{
+        let query = $query;
+        match $dialect {
+            Dialect::Sqlite => query.execute($pool).await?,
+            Dialect::Postgres => {
+                let mut tx = $pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ADMIN_ROLES_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = query.execute(&mut *tx).await?;
+                tx.commit().await?;
+                done
+            }
+        }
+    }};
+}
+
+fn user_from_row(row: &impl StoreRow) -> Result<User, sqlx::Error> {
+    let role = row.text("role")?;
     Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
+        id: row.uuid("id")?,
+        email: row.text("email")?,
         role: role
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-        disabled: row.try_get("disabled")?,
-        created_at_us: row.try_get("created_at")?,
-        last_login_at_us: row.try_get("last_login_at")?,
-        sessions_valid_after_us: row.try_get("sessions_valid_after")?,
+        disabled: row.flag("disabled")?,
+        created_at_us: row.time("created_at")?,
+        last_login_at_us: row.opt_time("last_login_at")?,
+        sessions_valid_after_us: row.time("sessions_valid_after")?,
     })
 }
 
@@ -432,18 +475,25 @@ impl Store {
     ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         let id = Uuid::now_v7();
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (email) DO NOTHING",
-        )
-        .bind(id)
-        .bind(&email)
-        .bind(&hash.0)
-        .bind(role.as_str())
-        .bind(now_us)
-        .execute(self.pool())
-        .await?;
-        if inserted.rows_affected() == 0 {
+        let inserted = on_db!(self.db(), |pool, dialect| {
+            // Emails are unique whatever their case: SQLite's column is
+            // COLLATE NOCASE, PostgreSQL has a unique index on lower(email).
+            sqlx::query(dialect.pick(
+                "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (email) DO NOTHING",
+                "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (lower(email)) DO NOTHING",
+            ))
+            .bind(id)
+            .bind(bind_text(dialect, &email))
+            .bind(&hash.0)
+            .bind(role.as_str())
+            .bind(DbTime(now_us))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 0 {
             return Err(AccountError::DuplicateEmail(email));
         }
         self.user_by_id(id)
@@ -461,17 +511,22 @@ impl Store {
         now_us: i64,
     ) -> Result<bool, AccountError> {
         let email = normalize_email(email)?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?1, ?2, ?3, 'admin', ?4)
-             ON CONFLICT (email) DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
-        .bind(&email)
-        .bind(&hash.0)
-        .bind(now_us)
-        .execute(self.pool())
-        .await?;
-        Ok(inserted.rows_affected() > 0)
+        let inserted = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(dialect.pick(
+                "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, 'admin', $4)
+                 ON CONFLICT (email) DO NOTHING",
+                "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, 'admin', $4)
+                 ON CONFLICT (lower(email)) DO NOTHING",
+            ))
+            .bind(Uuid::now_v7())
+            .bind(bind_text(dialect, &email))
+            .bind(&hash.0)
+            .bind(DbTime(now_us))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted > 0)
     }
 
     /// Sets a new password and ends every session of the account.
@@ -482,15 +537,19 @@ impl Store {
         now_us: i64,
     ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
-        let updated = sqlx::query(
-            "UPDATE users SET password_hash = ?1, sessions_valid_after = ?3 WHERE email = ?2",
-        )
-        .bind(&hash.0)
-        .bind(&email)
-        .bind(now_us)
-        .execute(self.pool())
-        .await?;
-        self.updated_user(updated.rows_affected(), email).await
+        let updated = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(
+                "UPDATE users SET password_hash = $1, sessions_valid_after = $3
+                 WHERE lower(email) = lower($2)",
+            )
+            .bind(&hash.0)
+            .bind(bind_text(dialect, &email))
+            .bind(DbTime(now_us))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        self.updated_user(updated, email).await
     }
 
     /// Disables (ending every session of the account) or enables an account.
@@ -502,45 +561,60 @@ impl Store {
     ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         let updated = if disabled {
-            // One statement, so two admins disabling each other at once
-            // cannot leave no admin at all.
-            let updated = sqlx::query(
-                "UPDATE users SET disabled = 1, sessions_valid_after = ?2 WHERE email = ?1
-                   AND NOT (role = 'admin' AND disabled = 0 AND
-                            (SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0) <= 1)",
-            )
-            .bind(&email)
-            .bind(now_us)
-            .execute(self.pool())
-            .await?;
-            self.refused_for_last_admin(updated.rows_affected(), &email)
-                .await?;
+            // One guarded statement (on PostgreSQL under ADMIN_ROLES_LOCK),
+            // so two admins disabling each other at once cannot leave no
+            // admin at all.
+            let updated = on_db!(self.db(), |pool, dialect| {
+                under_admin_lock!(
+                    pool,
+                    dialect,
+                    sqlx::query(
+                        "UPDATE users SET disabled = true, sessions_valid_after = $2
+                         WHERE lower(email) = lower($1)
+                           AND NOT (role = 'admin' AND disabled = false AND
+                                    (SELECT count(*) FROM users
+                                     WHERE role = 'admin' AND disabled = false) <= 1)",
+                    )
+                    .bind(bind_text(dialect, &email))
+                    .bind(DbTime(now_us))
+                )
+                .rows_affected()
+            });
+            self.refused_for_last_admin(updated, &email).await?;
             updated
         } else {
-            sqlx::query("UPDATE users SET disabled = 0 WHERE email = ?1")
-                .bind(&email)
-                .execute(self.pool())
-                .await?
+            on_db!(self.db(), |pool, dialect| {
+                sqlx::query("UPDATE users SET disabled = false WHERE lower(email) = lower($1)")
+                    .bind(bind_text(dialect, &email))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            })
         };
-        self.updated_user(updated.rows_affected(), email).await
+        self.updated_user(updated, email).await
     }
 
     /// Changes the role of an account; its sessions see the new role at
     /// their next request.
     pub async fn set_role(&self, email: &str, role: Role) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
-        let updated = sqlx::query(
-            "UPDATE users SET role = ?1 WHERE email = ?2
-               AND NOT (?1 <> 'admin' AND role = 'admin' AND disabled = 0 AND
-                        (SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0) <= 1)",
-        )
-        .bind(role.as_str())
-        .bind(&email)
-        .execute(self.pool())
-        .await?;
-        self.refused_for_last_admin(updated.rows_affected(), &email)
-            .await?;
-        self.updated_user(updated.rows_affected(), email).await
+        let updated = on_db!(self.db(), |pool, dialect| {
+            under_admin_lock!(
+                pool,
+                dialect,
+                sqlx::query(
+                    "UPDATE users SET role = $1 WHERE lower(email) = lower($2)
+                       AND NOT ($1 <> 'admin' AND role = 'admin' AND disabled = false AND
+                                (SELECT count(*) FROM users
+                                 WHERE role = 'admin' AND disabled = false) <= 1)",
+                )
+                .bind(role.as_str())
+                .bind(bind_text(dialect, &email))
+            )
+            .rows_affected()
+        });
+        self.refused_for_last_admin(updated, &email).await?;
+        self.updated_user(updated, email).await
     }
 
     /// After an update that changed nothing: the account exists, so the
@@ -566,55 +640,66 @@ impl Store {
         &self,
         email: &str,
     ) -> Result<Option<(User, PasswordHash)>, AccountError> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"
-        ))
-        .bind(email.trim())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| {
-            Ok((
-                user_from_row(&row)?,
-                PasswordHash(row.try_get("password_hash")?),
+        on_db!(self.db(), |pool, dialect| {
+            let row = sqlx::query(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)"
             ))
+            .bind(bind_text(dialect, email.trim()))
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| {
+                Ok((
+                    user_from_row(&row)?,
+                    PasswordHash(row.text("password_hash")?),
+                ))
+            })
+            .transpose()
         })
-        .transpose()
     }
 
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, AccountError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+        on_db!(self.db(), |pool, dialect| {
+            let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|row| user_from_row(&row)).transpose()?)
+        })
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, AccountError> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
+        on_db!(self.db(), |pool, dialect| {
+            let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
+        })
     }
 
     pub async fn count_users(&self) -> Result<i64, AccountError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(self.pool())
-            .await?)
+        on_db!(self.db(), |pool, dialect| {
+            Ok(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users")
+                .fetch_one(pool)
+                .await?)
+        })
     }
 
     pub async fn touch_last_login(&self, id: Uuid, now_us: i64) -> Result<(), AccountError> {
-        sqlx::query("UPDATE users SET last_login_at = ?1 WHERE id = ?2")
-            .bind(now_us)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        on_db!(self.db(), |pool, dialect| {
+            sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+                .bind(DbTime(now_us))
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Reserves one sign-in attempt under every key before the password is
     /// checked: the attempt counts as a failure from now on, so parallel
     /// guesses cannot all pass the check before any failure is recorded.
-    /// `BEGIN IMMEDIATE` makes the count and the insert one atomic step.
+    /// The count and the insert are one atomic step: `BEGIN IMMEDIATE` on
+    /// SQLite, [`LOGIN_ATTEMPTS_LOCK`] on PostgreSQL (across all nodes).
     /// Refused when any key already has `limits[i]` attempts since `since_us`.
     pub async fn reserve_login_attempt(
         &self,
@@ -622,45 +707,59 @@ impl Store {
         since_us: i64,
         now_us: i64,
     ) -> Result<LoginReservation, AccountError> {
-        let mut connection = self.pool().acquire().await?;
-        let mut tx = sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await?;
-        for (key, limit) in keys {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM login_failures WHERE key = ?1 AND failed_at > ?2",
-            )
-            .bind(key)
-            .bind(since_us)
-            .fetch_one(&mut *tx)
-            .await?;
-            if count >= *limit {
-                tx.rollback().await?;
-                return Ok(LoginReservation::Refused);
+        on_db!(self.db(), |pool, dialect| {
+            let mut connection = pool.acquire().await?;
+            let mut tx = match dialect {
+                Dialect::Sqlite => {
+                    sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await?
+                }
+                Dialect::Postgres => {
+                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(LOGIN_ATTEMPTS_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx
+                }
+            };
+            for (key, limit) in keys {
+                let count = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM login_failures WHERE key = $1 AND failed_at > $2",
+                )
+                .bind(bind_text(dialect, key))
+                .bind(DbTime(since_us))
+                .fetch_one(&mut *tx)
+                .await?;
+                if count >= *limit {
+                    tx.rollback().await?;
+                    return Ok(LoginReservation::Refused);
+                }
             }
-        }
-        let mut ids = Vec::with_capacity(keys.len());
-        let mut worst = 0;
-        for (key, _) in keys {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO login_failures (key, failed_at) VALUES (?1, ?2) RETURNING id",
-            )
-            .bind(key)
-            .bind(now_us)
-            .fetch_one(&mut *tx)
-            .await?;
-            ids.push(id);
-            let count: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM login_failures WHERE key = ?1 AND failed_at > ?2",
-            )
-            .bind(key)
-            .bind(since_us)
-            .fetch_one(&mut *tx)
-            .await?;
-            worst = worst.max(count - 1);
-        }
-        tx.commit().await?;
-        Ok(LoginReservation::Reserved {
-            ids,
-            earlier_failures: worst,
+            let mut ids = Vec::with_capacity(keys.len());
+            let mut worst = 0;
+            for (key, _) in keys {
+                let id = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO login_failures (key, failed_at) VALUES ($1, $2) RETURNING id",
+                )
+                .bind(bind_text(dialect, key))
+                .bind(DbTime(now_us))
+                .fetch_one(&mut *tx)
+                .await?;
+                ids.push(id);
+                let count = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM login_failures WHERE key = $1 AND failed_at > $2",
+                )
+                .bind(bind_text(dialect, key))
+                .bind(DbTime(since_us))
+                .fetch_one(&mut *tx)
+                .await?;
+                worst = worst.max(count - 1);
+            }
+            tx.commit().await?;
+            Ok(LoginReservation::Reserved {
+                ids,
+                earlier_failures: worst,
+            })
         })
     }
 
@@ -673,19 +772,21 @@ impl Store {
         key: &str,
         older_than_us: i64,
     ) -> Result<(), AccountError> {
-        let mut tx = self.pool().begin().await?;
-        for id in reserved {
-            sqlx::query("DELETE FROM login_failures WHERE id = ?1")
-                .bind(id)
+        on_db!(self.db(), |pool, dialect| {
+            let mut tx = pool.begin().await?;
+            for id in reserved {
+                sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM login_failures WHERE key = $1 OR failed_at < $2")
+                .bind(bind_text(dialect, key))
+                .bind(DbTime(older_than_us))
                 .execute(&mut *tx)
                 .await?;
-        }
-        sqlx::query("DELETE FROM login_failures WHERE key = ?1 OR failed_at < ?2")
-            .bind(key)
-            .bind(older_than_us)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 }

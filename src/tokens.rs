@@ -10,11 +10,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, User};
-use crate::store::{Store, StoreError};
+use crate::accounts::{AccountError, User, bind_text};
+use crate::store::{DbTime, Store, StoreError, StoreRow, on_db};
 
 /// Every token starts with this, so it is recognisable (in a secret
 /// scanner, or pasted into the wrong field).
@@ -83,14 +82,14 @@ fn check_name(name: &str) -> Result<String, TokenError> {
     Ok(name.to_owned())
 }
 
-fn info_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo, sqlx::Error> {
+fn info_from_row(row: &impl StoreRow) -> Result<TokenInfo, sqlx::Error> {
     Ok(TokenInfo {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        created_at_us: row.try_get("created_at")?,
-        last_used_at_us: row.try_get("last_used_at")?,
-        revoked_at_us: row.try_get("revoked_at")?,
+        id: row.uuid("id")?,
+        email: row.text("email")?,
+        name: row.text("name")?,
+        created_at_us: row.time("created_at")?,
+        last_used_at_us: row.opt_time("last_used_at")?,
+        revoked_at_us: row.opt_time("revoked_at")?,
     })
 }
 
@@ -111,19 +110,24 @@ impl Store {
             .ok_or_else(|| TokenError::UnknownUser(email.clone()))?;
         let token = generate_token();
         let id = Uuid::now_v7();
-        let inserted = sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(user.id)
-        .bind(&name)
-        .bind(hash_token(&token))
-        .bind(now_us)
-        .execute(self.pool())
-        .await?;
-        if inserted.rows_affected() == 0 {
+        // A name in use by this user's live tokens (the partial unique
+        // index api_tokens_user_name) is refused by ON CONFLICT DO NOTHING.
+        let inserted = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(user.id)
+            .bind(bind_text(dialect, &name))
+            .bind(hash_token(&token))
+            .bind(DbTime(now_us))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 0 {
             return Err(TokenError::DuplicateName(user.email, name));
         }
         let info = TokenInfo {
@@ -139,16 +143,18 @@ impl Store {
 
     /// Every token (of one account with `email`), oldest first.
     pub async fn list_tokens(&self, email: Option<&str>) -> Result<Vec<TokenInfo>, TokenError> {
-        let rows = sqlx::query(
-            "SELECT t.id, u.email, t.name, t.created_at, t.last_used_at, t.revoked_at
-             FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE ?1 IS NULL OR u.email = ?1
-             ORDER BY t.created_at, t.id",
-        )
-        .bind(email.map(|email| email.trim().to_lowercase()))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(info_from_row).collect::<Result<_, _>>()?)
+        on_db!(self.db(), |pool, dialect| {
+            let rows = sqlx::query(
+                "SELECT t.id, u.email, t.name, t.created_at, t.last_used_at, t.revoked_at
+                 FROM api_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE $1 IS NULL OR lower(u.email) = lower($1)
+                 ORDER BY t.created_at, t.id",
+            )
+            .bind(email.map(|email| bind_text(dialect, &email.trim().to_lowercase())))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(info_from_row).collect::<Result<_, _>>()?)
+        })
     }
 
     /// Revokes the token in use named `name` (of the account with `email`,
@@ -175,14 +181,17 @@ impl Store {
                 return Err(TokenError::Ambiguous(name.to_owned(), owners.join(", ")));
             }
         };
-        let updated = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-        )
-        .bind(now_us)
-        .bind(token.id)
-        .execute(self.pool())
-        .await?;
-        if updated.rows_affected() == 0 {
+        let updated = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(DbTime(now_us))
+            .bind(token.id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if updated == 0 {
             return Err(TokenError::UnknownToken(name.to_owned()));
         }
         Ok(TokenInfo {
@@ -203,27 +212,30 @@ impl Store {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT t.id AS token_id, t.user_id, t.last_used_at FROM api_tokens t
-             JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND u.disabled = 0",
-        )
-        .bind(hash_token(token))
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let token_id: Uuid = row.try_get("token_id")?;
-        let user_id: Uuid = row.try_get("user_id")?;
-        let last_used: Option<i64> = row.try_get("last_used_at")?;
-        if last_used.is_none_or(|at| now_us - at >= LAST_USED_RESOLUTION_US) {
-            sqlx::query("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2")
-                .bind(now_us)
-                .bind(token_id)
-                .execute(self.pool())
-                .await?;
-        }
+        let user_id = on_db!(self.db(), |pool, dialect| {
+            let row = sqlx::query(
+                "SELECT t.id AS token_id, t.user_id, t.last_used_at FROM api_tokens t
+                 JOIN users u ON u.id = t.user_id
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled = false",
+            )
+            .bind(hash_token(token))
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let token_id = row.uuid("token_id")?;
+            let user_id = row.uuid("user_id")?;
+            let last_used = row.opt_time("last_used_at")?;
+            if last_used.is_none_or(|at| now_us - at >= LAST_USED_RESOLUTION_US) {
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(DbTime(now_us))
+                    .bind(token_id)
+                    .execute(pool)
+                    .await?;
+            }
+            user_id
+        });
         Ok(self
             .user_by_id(user_id)
             .await?

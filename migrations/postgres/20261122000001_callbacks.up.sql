@@ -60,16 +60,22 @@ CREATE TABLE feed_head (
 );
 INSERT INTO feed_head (id, seq) VALUES (1, 0);
 
+-- The server's writer locks the row (SELECT … FOR UPDATE) at the start of
+-- each batch, numbers the batch's callbacks itself and moves the head once.
+-- Any other insert (an import, a hand-made row) gets its position here,
+-- under the same lock.
 CREATE FUNCTION llm_callbacks_take_feed_position() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO NEW.feed_seq;
+    IF NEW.feed_seq IS NULL THEN
+        UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO NEW.feed_seq;
+    END IF;
     RETURN NEW;
 END;
 $$;
 
--- BEFORE INSERT also runs for an insert that then meets ON CONFLICT: a
--- retried callback leaves a gap in the positions, which readers ignore.
+-- BEFORE INSERT also runs for an insert that then meets ON CONFLICT: such a
+-- retried callback can leave a gap in the positions, which readers ignore.
 CREATE TRIGGER llm_callbacks_take_feed_position
 BEFORE INSERT ON llm_callbacks
 FOR EACH ROW EXECUTE FUNCTION llm_callbacks_take_feed_position();

@@ -1,12 +1,12 @@
 //! Start-up side of accounts: the bootstrap admin and the session layer.
 
+use crate::session_records::SessionRecords;
 use inbox_core::accounts::{PasswordHasherPool, Role, random_password};
 use inbox_core::ingest::unix_micros;
 use inbox_core::store::Store;
 use time::OffsetDateTime;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::StartupError;
 use crate::config::Config;
@@ -69,12 +69,10 @@ pub async fn bootstrap_admin(
 pub async fn session_layer(
     store: &Store,
     config: &Config,
-) -> Result<(SessionManagerLayer<SqliteStore>, SqliteStore), StartupError> {
-    let session_store = SqliteStore::new(store.pool().clone());
-    session_store
-        .migrate()
+) -> Result<(SessionManagerLayer<SessionRecords>, SessionRecords), StartupError> {
+    let session_store = SessionRecords::open(store.db())
         .await
-        .map_err(|e| StartupError::Sessions(e.to_string()))?;
+        .map_err(StartupError::Sessions)?;
     let sweeper = session_store.clone();
     tokio::spawn(async move {
         if let Err(err) = sweeper

@@ -10,6 +10,7 @@ pub mod prometheus;
 pub mod request_id;
 pub mod retention;
 pub mod security;
+pub mod session_records;
 pub mod site;
 pub mod stream;
 pub mod webhook;

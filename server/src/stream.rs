@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::session_records::SessionRecords;
 use app::auth::server::{bearer_token, reader, session_user, token_user};
 use app::state::AppState;
 use axum::extract::{Query, State};
@@ -28,7 +29,6 @@ use inbox_core::store::Store;
 use tokio::sync::broadcast;
 use tower_sessions::session::Id;
 use tower_sessions::{Session, SessionStore};
-use tower_sessions_sqlx_store::SqliteStore;
 
 /// A comment line at least this often keeps proxies from closing the stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -41,7 +41,7 @@ const PAGE: u32 = 100;
 #[derive(Clone)]
 pub struct StreamState {
     pub app: AppState,
-    pub sessions: SqliteStore,
+    pub sessions: SessionRecords,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -116,7 +116,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 struct FeedStream {
     store: Store,
-    sessions: SqliteStore,
+    sessions: SessionRecords,
     session_id: Option<Id>,
     /// The API token the stream was opened with, if it was.
     token: Option<String>,

@@ -12,7 +12,9 @@
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgPool, PgRow, PgTypeInfo, PgValueRef, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqlitePool, SqliteRow, SqliteTypeInfo, SqliteValueRef};
+use sqlx::sqlite::{
+    Sqlite, SqliteArgumentValue, SqlitePool, SqliteRow, SqliteTypeInfo, SqliteValueRef,
+};
 use sqlx::{Decode, Encode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -97,10 +99,7 @@ impl Type<Sqlite> for DbTime {
 }
 
 impl<'q> Encode<'q, Sqlite> for DbTime {
-    fn encode_by_ref(
-        &self,
-        buf: &mut Vec<SqliteArgumentValue<'q>>,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
         <i64 as Encode<'q, Sqlite>>::encode_by_ref(&self.0, buf)
     }
 }
@@ -128,7 +127,10 @@ impl Encode<'_, Postgres> for DbTime {
 
 impl<'r> Decode<'r, Postgres> for DbTime {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(Self::from_offset(<OffsetDateTime as Decode<'r, Postgres>>::decode(value)?))
+        Ok(Self::from_offset(<OffsetDateTime as Decode<
+            'r,
+            Postgres,
+        >>::decode(value)?))
     }
 }
 
@@ -197,7 +199,10 @@ mod tests {
     #[test]
     fn times_round_trip_through_offset_date_time() {
         for micros in [0, 1, 1_763_000_000_123_456, -5_000_000] {
-            assert_eq!(DbTime::from_offset(DbTime(micros).to_offset()), DbTime(micros));
+            assert_eq!(
+                DbTime::from_offset(DbTime(micros).to_offset()),
+                DbTime(micros)
+            );
         }
     }
 

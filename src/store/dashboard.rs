@@ -3,12 +3,11 @@
 //! Every list is keyset-paginated on `(created_at, id)`, served by the
 //! `llm_callbacks_created_at` index, so a page costs the same at any depth.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db, pg_text};
 use crate::cursor::{FeedCursor, PollCursor};
 use crate::dto::{
     CallbackDetail, CallbackSummary, CallbackViewer, HistoryFilter, HistoryItem, HistoryPage,
@@ -47,23 +46,25 @@ pub(super) fn micros_of(at: OffsetDateTime) -> i64 {
 /// callbacks.
 pub const BACKLOG_WINDOW: i64 = 10_000;
 
-fn summary_of(row: &SqliteRow) -> Result<CallbackSummary, sqlx::Error> {
+fn summary_of(row: &impl StoreRow) -> Result<CallbackSummary, sqlx::Error> {
     Ok(CallbackSummary {
-        id: row.try_get("id")?,
-        callback_id: row.try_get("callback_id")?,
-        workflow_name: row.try_get("workflow_name")?,
-        event_type: row.try_get("event_type")?,
-        created_at: time_of(row.try_get("created_at")?),
-        signature_valid: row.try_get("signature_valid")?,
+        id: row.uuid("id")?,
+        callback_id: row.text("callback_id")?,
+        workflow_name: row.opt_text("workflow_name")?,
+        event_type: row.opt_text("event_type")?,
+        created_at: time_of(row.time("created_at")?),
+        signature_valid: row.flag("signature_valid")?,
     })
 }
 
 impl Store {
     /// The head of the live feed: the position of the last committed callback.
     pub async fn feed_head(&self) -> Result<FeedCursor, StoreError> {
-        let seq: i64 = sqlx::query_scalar("SELECT seq FROM feed_head WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
+        let seq: i64 = on_db!(self.db(), |pool, dialect| {
+            sqlx::query_scalar("SELECT seq FROM feed_head WHERE id = 1")
+                .fetch_one(pool)
+                .await?
+        });
         Ok(FeedCursor(seq))
     }
 
@@ -120,26 +121,35 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<(FeedCursor, CallbackSummary)>, FeedCursor), StoreError> {
         let after = after.min(head);
-        let rows = sqlx::query(
-            "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
-                    c.signature_valid, c.feed_seq
-             FROM llm_callbacks c INDEXED BY llm_callbacks_feed
-             WHERE c.feed_seq > ?1 AND c.feed_seq <= ?2
-               AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
-                               WHERE v.callback_id = c.id AND v.admin_user_id = ?3)
-             ORDER BY c.feed_seq
-             LIMIT ?4",
-        )
-        .bind(after.0)
-        .bind(head.0)
-        .bind(user)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows
+        let items = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(dialect.pick(
+                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                        c.signature_valid, c.feed_seq
+                 FROM llm_callbacks c INDEXED BY llm_callbacks_feed
+                 WHERE c.feed_seq > $1 AND c.feed_seq <= $2
+                   AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                                   WHERE v.callback_id = c.id AND v.admin_user_id = $3)
+                 ORDER BY c.feed_seq
+                 LIMIT $4",
+                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                        c.signature_valid, c.feed_seq
+                 FROM llm_callbacks c
+                 WHERE c.feed_seq > $1 AND c.feed_seq <= $2
+                   AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                                   WHERE v.callback_id = c.id AND v.admin_user_id = $3)
+                 ORDER BY c.feed_seq
+                 LIMIT $4",
+            ))
+            .bind(after.0)
+            .bind(head.0)
+            .bind(user)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
             .iter()
-            .map(|row| Ok((FeedCursor(row.try_get("feed_seq")?), summary_of(row)?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .map(|row| Ok((FeedCursor(row.int("feed_seq")?), summary_of(row)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
         // A full page may leave more behind it; otherwise everything up to
         // the head has been seen.
         let next = match items.last() {
@@ -158,26 +168,35 @@ impl Store {
         head: FeedCursor,
         limit: u32,
     ) -> Result<Vec<CallbackSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
-                    c.signature_valid
-             FROM llm_callbacks c INDEXED BY llm_callbacks_feed
-             WHERE c.feed_seq <= ?1 AND c.feed_seq > ?1 - ?4
-               AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
-                               WHERE v.callback_id = c.id AND v.admin_user_id = ?2)
-             ORDER BY c.feed_seq DESC
-             LIMIT ?3",
-        )
-        .bind(head.0)
-        .bind(user)
-        .bind(i64::from(limit))
-        .bind(BACKLOG_WINDOW)
-        .fetch_all(self.pool())
-        .await?;
-        let mut items = rows
+        let mut items = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(dialect.pick(
+                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                        c.signature_valid
+                 FROM llm_callbacks c INDEXED BY llm_callbacks_feed
+                 WHERE c.feed_seq <= $1 AND c.feed_seq > $1 - $4
+                   AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                                   WHERE v.callback_id = c.id AND v.admin_user_id = $2)
+                 ORDER BY c.feed_seq DESC
+                 LIMIT $3",
+                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                        c.signature_valid
+                 FROM llm_callbacks c
+                 WHERE c.feed_seq <= $1 AND c.feed_seq > $1 - $4
+                   AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                                   WHERE v.callback_id = c.id AND v.admin_user_id = $2)
+                 ORDER BY c.feed_seq DESC
+                 LIMIT $3",
+            ))
+            .bind(head.0)
+            .bind(user)
+            .bind(i64::from(limit))
+            .bind(BACKLOG_WINDOW)
+            .fetch_all(pool)
+            .await?
             .iter()
             .map(summary_of)
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
         items.reverse();
         Ok(items)
     }
@@ -188,106 +207,98 @@ impl Store {
         user: Uuid,
         id: Uuid,
     ) -> Result<Option<CallbackDetail>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT c.*, (SELECT viewed_at FROM llm_callback_views v
-                          WHERE v.callback_id = c.id AND v.admin_user_id = ?2) AS my_viewed_at
-             FROM llm_callbacks c WHERE c.id = ?1",
-        )
-        .bind(id)
-        .bind(user)
-        .fetch_optional(self.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let viewers = sqlx::query(
-            "SELECT u.email, v.viewed_at FROM llm_callback_views v JOIN users u ON u.id = v.admin_user_id
-             WHERE v.callback_id = ?1 ORDER BY v.viewed_at",
-        )
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|viewer| {
-            Ok(CallbackViewer {
-                email: viewer.try_get("email")?,
-                viewed_at: time_of(viewer.try_get("viewed_at")?),
+        on_db!(self.db(), |pool, dialect| {
+            let Some(row) = sqlx::query(
+                "SELECT c.id, c.callback_id, c.external_job_id, c.workflow_name, c.event_type,
+                        c.status, c.error_message, c.signature_valid, c.signature_scheme,
+                        c.signature_header, c.verified_at, c.payload, c.delivery_count,
+                        c.created_at, c.updated_at,
+                        (SELECT viewed_at FROM llm_callback_views v
+                          WHERE v.callback_id = c.id AND v.admin_user_id = $2) AS my_viewed_at
+                 FROM llm_callbacks c WHERE c.id = $1",
+            )
+            .bind(id)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let viewers = sqlx::query(
+                "SELECT u.email, v.viewed_at FROM llm_callback_views v
+                 JOIN users u ON u.id = v.admin_user_id
+                 WHERE v.callback_id = $1 ORDER BY v.viewed_at",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|viewer| {
+                Ok(CallbackViewer {
+                    email: viewer.text("email")?,
+                    viewed_at: time_of(viewer.time("viewed_at")?),
+                })
             })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok(Some(detail_of(&row, viewers)?))
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let payload_text: String = row.try_get("payload")?;
-        Ok(Some(CallbackDetail {
-            id: row.try_get("id")?,
-            callback_id: row.try_get("callback_id")?,
-            external_job_id: row.try_get("external_job_id")?,
-            workflow_name: row.try_get("workflow_name")?,
-            event_type: row.try_get("event_type")?,
-            status: row.try_get("status")?,
-            error_message: row.try_get("error_message")?,
-            signature_valid: row.try_get("signature_valid")?,
-            signature_scheme: row.try_get("signature_scheme")?,
-            signature_header: row.try_get("signature_header")?,
-            verified_at: row.try_get::<Option<i64>, _>("verified_at")?.map(time_of),
-            payload: serde_json::from_str(&payload_text)
-                .unwrap_or_else(|_| serde_json::Value::String(payload_text.clone())),
-            payload_text,
-            delivery_count: row.try_get("delivery_count")?,
-            created_at: time_of(row.try_get("created_at")?),
-            updated_at: time_of(row.try_get("updated_at")?),
-            viewed_at: row.try_get::<Option<i64>, _>("my_viewed_at")?.map(time_of),
-            viewers,
-        }))
     }
 
     /// Marks a callback viewed by `user`; repeating it changes nothing.
     /// Returns false when the callback does not exist.
     pub async fn mark_viewed(&self, user: Uuid, id: Uuid, now_us: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
-             SELECT id, ?2, ?3 FROM llm_callbacks WHERE id = ?1
-             ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(user)
-        .bind(now_us)
-        .execute(self.pool())
-        .await?;
-        if result.rows_affected() > 0 {
-            return Ok(true);
-        }
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM llm_callbacks WHERE id = ?1)")
-                .bind(id)
-                .fetch_one(self.pool())
-                .await?;
-        Ok(exists)
+        on_db!(self.db(), |pool, dialect| {
+            let result = sqlx::query(
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+                 SELECT id, $2, $3 FROM llm_callbacks WHERE id = $1
+                 ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(user)
+            .bind(DbTime(now_us))
+            .execute(pool)
+            .await?;
+            if result.rows_affected() > 0 {
+                return Ok(true);
+            }
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM llm_callbacks WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await?;
+            Ok(exists)
+        })
     }
 
     /// Marks every callback viewed by `user`; returns how many were new.
     pub async fn mark_all_viewed(&self, user: Uuid, now_us: i64) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
-             SELECT c.id, ?1, ?2 FROM llm_callbacks c WHERE true
-             ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
-        )
-        .bind(user)
-        .bind(now_us)
-        .execute(self.pool())
-        .await?;
-        Ok(result.rows_affected())
+        let result = on_db!(self.db(), |pool, dialect| {
+            sqlx::query(
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+                 SELECT c.id, $1, $2 FROM llm_callbacks c WHERE true
+                 ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
+            )
+            .bind(user)
+            .bind(DbTime(now_us))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(result)
     }
 
     /// Callbacks `user` has not viewed.
     pub async fn unread_count(&self, user: Uuid) -> Result<i64, StoreError> {
         // Kept by triggers (migration 3): constant time at any table size.
-        let total: i64 = sqlx::query_scalar("SELECT total FROM callback_count WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
-        let viewed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM llm_callback_views WHERE admin_user_id = ?1")
-                .bind(user)
-                .fetch_one(self.pool())
-                .await?;
+        let (total, viewed): (i64, i64) = on_db!(self.db(), |pool, dialect| {
+            sqlx::query_as(
+                "SELECT (SELECT total FROM callback_count WHERE id = 1),
+                        (SELECT count(*) FROM llm_callback_views WHERE admin_user_id = $1)",
+            )
+            .bind(user)
+            .fetch_one(pool)
+            .await?
+        });
         Ok((total - viewed).max(0))
     }
 
@@ -299,28 +310,30 @@ impl Store {
         direction: HistoryDirection,
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
-        let mut query = history_query(user, filter, false);
-        match direction {
-            HistoryDirection::Newest => {
-                query.push(" ORDER BY c.created_at DESC, c.id DESC");
+        let (mut items, more_in_direction) = on_db!(self.db(), |pool, dialect| {
+            let mut query = history_query(dialect, user, filter, false);
+            match direction {
+                HistoryDirection::Newest => {
+                    query.push(" ORDER BY c.created_at DESC, c.id DESC");
+                }
+                HistoryDirection::Before(cursor) => {
+                    push_beyond(&mut query, cursor, "<");
+                    query.push(" ORDER BY c.created_at DESC, c.id DESC");
+                }
+                HistoryDirection::After(cursor) => {
+                    push_beyond(&mut query, cursor, ">");
+                    query.push(" ORDER BY c.created_at ASC, c.id ASC");
+                }
             }
-            HistoryDirection::Before(cursor) => {
-                push_beyond(&mut query, cursor, "<");
-                query.push(" ORDER BY c.created_at DESC, c.id DESC");
-            }
-            HistoryDirection::After(cursor) => {
-                push_beyond(&mut query, cursor, ">");
-                query.push(" ORDER BY c.created_at ASC, c.id ASC");
-            }
-        }
-        query.push(" LIMIT ").push_bind(i64::from(limit) + 1);
-        let rows = query.build().fetch_all(self.pool()).await?;
-        let more_in_direction = rows.len() > limit as usize;
-        let mut items = rows
-            .iter()
-            .take(limit as usize)
-            .map(history_item)
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            query.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+            let rows = query.build().fetch_all(pool).await?;
+            let items = rows
+                .iter()
+                .take(limit as usize)
+                .map(history_item)
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            (items, rows.len() > limit as usize)
+        });
         if matches!(direction, HistoryDirection::After(_)) {
             items.reverse();
         }
@@ -366,24 +379,34 @@ impl Store {
         filter: &HistoryFilter,
         direction: HistoryDirection,
     ) -> Result<bool, StoreError> {
-        let mut query = history_query(user, filter, false);
-        match direction {
-            HistoryDirection::Before(cursor) => push_beyond(&mut query, cursor, "<"),
-            HistoryDirection::After(cursor) => push_beyond(&mut query, cursor, ">"),
-            HistoryDirection::Newest => {}
-        }
-        query.push(" LIMIT 1");
-        Ok(query.build().fetch_optional(self.pool()).await?.is_some())
+        on_db!(self.db(), |pool, dialect| {
+            let mut query = history_query(dialect, user, filter, false);
+            match direction {
+                HistoryDirection::Before(cursor) => push_beyond(&mut query, cursor, "<"),
+                HistoryDirection::After(cursor) => push_beyond(&mut query, cursor, ">"),
+                HistoryDirection::Newest => {}
+            }
+            query.push(" LIMIT 1");
+            Ok(query.build().fetch_optional(pool).await?.is_some())
+        })
     }
 }
 
 /// The history's filtered select; `with_payload` adds the payload's text
 /// (for export).
-pub(super) fn history_query<'a>(
+pub(super) fn history_query<'a, DB>(
+    dialect: Dialect,
     user: Uuid,
     filter: &'a HistoryFilter,
     with_payload: bool,
-) -> QueryBuilder<'a, Sqlite> {
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    Uuid: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    bool: Encode<'a, DB> + Type<DB>,
+    DbTime: Encode<'a, DB> + Type<DB>,
+{
     let mut query = QueryBuilder::new(
         "SELECT c.id, c.callback_id, c.external_job_id, c.event_type, c.workflow_name, c.created_at,
                 c.payload_preview, c.signature_valid, ",
@@ -398,10 +421,14 @@ pub(super) fn history_query<'a>(
     query.push_bind(user);
     query.push(") AS viewed FROM llm_callbacks c WHERE 1 = 1");
     if let Some(event_type) = filter.event_type.as_deref().filter(|v| !v.is_empty()) {
-        query.push(" AND c.event_type = ").push_bind(event_type);
+        query
+            .push(" AND c.event_type = ")
+            .push_bind(pg_text(event_type).into_owned());
     }
     if let Some(workflow) = filter.workflow_name.as_deref().filter(|v| !v.is_empty()) {
-        query.push(" AND c.workflow_name = ").push_bind(workflow);
+        query
+            .push(" AND c.workflow_name = ")
+            .push_bind(pg_text(workflow).into_owned());
     }
     if let Some(valid) = filter.signature_valid {
         query.push(" AND c.signature_valid = ").push_bind(valid);
@@ -418,18 +445,24 @@ pub(super) fn history_query<'a>(
     if let Some(from) = filter.from {
         query
             .push(" AND c.created_at >= ")
-            .push_bind(micros_of(from));
+            .push_bind(DbTime(micros_of(from)));
     }
     if let Some(to) = filter.to {
-        query.push(" AND c.created_at <= ").push_bind(micros_of(to));
+        query
+            .push(" AND c.created_at <= ")
+            .push_bind(DbTime(micros_of(to)));
     }
     if let Some(text) = filter.q.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-        let pattern = format!("%{}%", escape_like(text));
+        let pattern = format!("%{}%", escape_like(&pg_text(text)));
+        // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same.
+        let like = dialect.pick(" LIKE ", " ILIKE ");
         query
-            .push(" AND (c.external_job_id LIKE ")
+            .push(" AND (c.external_job_id")
+            .push(like)
             .push_bind(pattern.clone());
         query
-            .push(" ESCAPE '\\' OR c.error_message LIKE ")
+            .push(" ESCAPE '\\' OR c.error_message")
+            .push(like)
             .push_bind(pattern);
         query.push(" ESCAPE '\\')");
     }
@@ -438,13 +471,18 @@ pub(super) fn history_query<'a>(
 
 /// Rows strictly on one side of `cursor` in `(created_at, id)` order;
 /// `side` is `<` (older) or `>` (newer).
-fn push_beyond(query: &mut QueryBuilder<'_, Sqlite>, cursor: PollCursor, side: &'static str) {
+fn push_beyond<'a, DB>(query: &mut QueryBuilder<'a, DB>, cursor: PollCursor, side: &'static str)
+where
+    DB: Database,
+    Uuid: Encode<'a, DB> + Type<DB>,
+    DbTime: Encode<'a, DB> + Type<DB>,
+{
     query
         .push(format!(" AND (c.created_at {side} "))
-        .push_bind(cursor.created_at_us);
+        .push_bind(DbTime(cursor.created_at_us));
     query
         .push(" OR (c.created_at = ")
-        .push_bind(cursor.created_at_us);
+        .push_bind(DbTime(cursor.created_at_us));
     query
         .push(format!(" AND c.id {side} "))
         .push_bind(cursor.id)
@@ -463,17 +501,45 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-pub(super) fn history_item(row: &SqliteRow) -> Result<HistoryItem, sqlx::Error> {
+pub(super) fn history_item(row: &impl StoreRow) -> Result<HistoryItem, sqlx::Error> {
     Ok(HistoryItem {
-        id: row.try_get("id")?,
-        callback_id: row.try_get("callback_id")?,
-        external_job_id: row.try_get("external_job_id")?,
-        event_type: row.try_get("event_type")?,
-        workflow_name: row.try_get("workflow_name")?,
-        created_at: time_of(row.try_get("created_at")?),
-        payload_preview: row.try_get("payload_preview")?,
-        signature_valid: row.try_get("signature_valid")?,
-        viewed: row.try_get("viewed")?,
+        id: row.uuid("id")?,
+        callback_id: row.text("callback_id")?,
+        external_job_id: row.opt_text("external_job_id")?,
+        event_type: row.opt_text("event_type")?,
+        workflow_name: row.opt_text("workflow_name")?,
+        created_at: time_of(row.time("created_at")?),
+        payload_preview: row.text("payload_preview")?,
+        signature_valid: row.flag("signature_valid")?,
+        viewed: row.flag("viewed")?,
+    })
+}
+
+fn detail_of(
+    row: &impl StoreRow,
+    viewers: Vec<CallbackViewer>,
+) -> Result<CallbackDetail, sqlx::Error> {
+    let payload_text = row.text("payload")?;
+    Ok(CallbackDetail {
+        id: row.uuid("id")?,
+        callback_id: row.text("callback_id")?,
+        external_job_id: row.opt_text("external_job_id")?,
+        workflow_name: row.opt_text("workflow_name")?,
+        event_type: row.opt_text("event_type")?,
+        status: row.text("status")?,
+        error_message: row.opt_text("error_message")?,
+        signature_valid: row.flag("signature_valid")?,
+        signature_scheme: row.opt_text("signature_scheme")?,
+        signature_header: row.opt_text("signature_header")?,
+        verified_at: row.opt_time("verified_at")?.map(time_of),
+        payload: serde_json::from_str(&payload_text)
+            .unwrap_or_else(|_| serde_json::Value::String(payload_text.clone())),
+        payload_text,
+        delivery_count: row.int("delivery_count")?,
+        created_at: time_of(row.time("created_at")?),
+        updated_at: time_of(row.time("updated_at")?),
+        viewed_at: row.opt_time("my_viewed_at")?.map(time_of),
+        viewers,
     })
 }
 

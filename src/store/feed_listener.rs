@@ -33,7 +33,9 @@ pub(super) fn spawn(pool: PgPool, feed: broadcast::Sender<i64>) {
                     }
                     Err(err) => tracing::warn!(error = %err, "LISTEN failed"),
                 },
-                Err(err) => tracing::warn!(error = %err, "cannot open the feed's notification connection"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot open the feed's notification connection")
+                }
             }
             if pool.is_closed() {
                 return;

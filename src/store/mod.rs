@@ -12,10 +12,11 @@ mod backend;
 mod dashboard;
 mod feed_listener;
 mod operations;
+pub mod test_database;
 mod writer;
 
-pub use backend::{Db, DbTime, Dialect, StoreRow, pg_text};
 pub(crate) use backend::on_db;
+pub use backend::{Db, DbTime, Dialect, StoreRow, pg_text};
 
 pub use dashboard::{DEFAULT_PAGE, HistoryDirection, MAX_PAGE, clamp_limit};
 pub use operations::{
@@ -27,11 +28,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -417,23 +418,28 @@ async fn applied_versions(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::test_database::TestDatabase;
     use super::*;
 
     async fn tables(store: &Store) -> Vec<String> {
-        sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table'
-             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap()
+        on_db!(store.db(), |pool, dialect| {
+            sqlx::query_scalar(dialect.pick(
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'
+                 ORDER BY table_name",
+            ))
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        })
     }
 
     #[tokio::test]
     async fn every_migration_has_a_working_down_migration() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/nested/m.db", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
         let all = tables(&store).await;
         for table in [
             "callback_count",
@@ -444,20 +450,102 @@ mod tests {
             "users",
             "webhook_deliveries",
             "webhook_secrets",
+            "api_tokens",
         ] {
             assert!(all.contains(&table.to_owned()), "{table} in {all:?}");
         }
-        MIGRATOR.undo(store.pool(), 0).await.unwrap();
-        assert_eq!(tables(&store).await, Vec::<String>::new());
-        MIGRATOR.run(store.pool()).await.unwrap();
+        on_db!(store.db(), |pool, dialect| {
+            let migrator = match dialect {
+                Dialect::Sqlite => &SQLITE_MIGRATOR,
+                Dialect::Postgres => &POSTGRES_MIGRATOR,
+            };
+            migrator.undo(pool, 0).await.unwrap();
+            assert_eq!(tables(&store).await, Vec::<String>::new());
+            migrator.run(pool).await.unwrap();
+        });
         assert_eq!(tables(&store).await, all);
     }
 
+    fn callback(job: &str) -> NewCallback {
+        let body =
+            format!(r#"{{"job_id":"{job}","event":"workflow.completed","note":"a\u0000b"}}"#);
+        let payload: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let payload = payload.as_object().unwrap();
+        NewCallback {
+            id: Uuid::now_v7(),
+            callback_id: crate::delivery::derive_delivery_id(None, payload, None, body.as_bytes()),
+            signature_valid: true,
+            signature_scheme: None,
+            verified_at_us: None,
+            fields: crate::fields::extract_fields(payload, None, &body),
+            payload: body,
+            received_at_us: 1_763_000_000_000_000,
+        }
+    }
+
+    /// Two stores on one database (two nodes) commit callbacks concurrently
+    /// while a reader follows the feed with a cursor, as a dashboard does:
+    /// the reader must end up with every callback exactly once.
     #[tokio::test]
-    async fn postgres_urls_are_refused_with_a_clear_message() {
-        let Err(err) = Store::open("postgres://localhost/inbox").await else {
-            panic!("PostgreSQL is not supported yet");
+    async fn a_cursor_following_two_writers_sees_every_callback_once() {
+        let database = TestDatabase::fresh().await;
+        let node_a = Store::open(&database.url).await.unwrap();
+        let node_b = Store::open(&database.url).await.unwrap();
+        let reader = Uuid::now_v7();
+        const PER_TASK: usize = 60;
+        let mut writers = Vec::new();
+        for task in 0..6 {
+            let store = if task % 2 == 0 {
+                node_a.clone()
+            } else {
+                node_b.clone()
+            };
+            writers.push(tokio::spawn(async move {
+                for n in 0..PER_TASK {
+                    store
+                        .insert_callback(callback(&format!("t{task}-{n}")))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        let mut seen = Vec::new();
+        let mut cursor = crate::cursor::FeedCursor(0);
+        let mut writing = true;
+        loop {
+            let reader_node = if writing { &node_b } else { &node_a };
+            let head = reader_node.feed_head().await.unwrap();
+            let (items, next) = reader_node
+                .feed_after(reader, cursor, head, 7)
+                .await
+                .unwrap();
+            let moved = next != cursor;
+            seen.extend(items.into_iter().map(|(_, item)| item.callback_id));
+            cursor = next;
+            if writing && writers.iter().all(|w| w.is_finished()) {
+                // One more pass after the last commit.
+                writing = false;
+            } else if !writing && !moved && cursor == head {
+                break;
+            }
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let total = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(total, seen.len(), "a callback was seen twice");
+        assert_eq!(seen.len(), 6 * PER_TASK, "a callback was skipped");
+    }
+
+    #[tokio::test]
+    async fn unknown_database_urls_are_refused_with_a_clear_message() {
+        let Err(err) = Store::open("mysql://localhost/inbox").await else {
+            panic!("MySQL is not supported");
         };
-        assert!(err.to_string().contains("use sqlite://"), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("use sqlite://"), "{message}");
+        assert!(message.contains("postgres://"), "{message}");
     }
 }

@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 
 use super::dashboard::{history_item, history_query, micros_of, time_of};
-use super::{Store, StoreError};
+use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db, pg_text};
 use crate::cursor::{DeliveryCursor, PollCursor};
 use crate::dto::{
     DeliveryBucket, DeliveryFilter, DeliveryItem, DeliveryPage, DeliverySummary, HistoryFilter,
@@ -102,47 +101,68 @@ pub struct ExportRow {
     pub payload: String,
 }
 
-fn delivery_item(row: &SqliteRow) -> Result<DeliveryItem, sqlx::Error> {
+fn delivery_item(row: &impl StoreRow) -> Result<DeliveryItem, sqlx::Error> {
     Ok(DeliveryItem {
-        received_at: time_of(row.try_get("received_at")?),
-        request_id: row.try_get("request_id")?,
-        outcome: row.try_get("outcome")?,
-        http_status: u16::try_from(row.try_get::<i64, _>("http_status")?).unwrap_or(0),
-        processing_us: row.try_get("processing_us")?,
-        body_bytes: row.try_get("body_bytes")?,
-        remote_addr: row.try_get("remote_addr")?,
-        callback_id: row.try_get("callback_id")?,
-        llm_callback_id: row.try_get("llm_callback_id")?,
-        signature_scheme: row.try_get("signature_scheme")?,
-        secret_label: row.try_get("secret_label")?,
-        count: row.try_get("count")?,
+        received_at: time_of(row.time("received_at")?),
+        request_id: row.opt_text("request_id")?,
+        outcome: row.text("outcome")?,
+        // Selected as a 64-bit integer on both backends (see `delivery_query`).
+        http_status: u16::try_from(row.int("http_status")?).unwrap_or(0),
+        processing_us: row.int("processing_us")?,
+        body_bytes: row.int("body_bytes")?,
+        remote_addr: row.opt_text("remote_addr")?,
+        callback_id: row.opt_text("callback_id")?,
+        llm_callback_id: row.opt_uuid("llm_callback_id")?,
+        signature_scheme: row.opt_text("signature_scheme")?,
+        secret_label: row.opt_text("secret_label")?,
+        count: row.int("count")?,
     })
 }
 
-fn delivery_query(filter: &DeliveryFilter) -> QueryBuilder<'_, Sqlite> {
-    let mut query = QueryBuilder::new(
-        "SELECT id, received_at, request_id, outcome, http_status, processing_us, body_bytes,
+/// The deliveries tab's filtered select.
+fn delivery_query<'a, DB>(dialect: Dialect, filter: &DeliveryFilter) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    DbTime: Encode<'a, DB> + Type<DB>,
+{
+    let mut query = QueryBuilder::new("SELECT id, received_at, request_id, outcome, ");
+    // PostgreSQL's column is an `integer`: widened so one decoder reads both.
+    query.push(dialect.pick("http_status", "http_status::bigint AS http_status"));
+    query.push(
+        ", processing_us, body_bytes,
                 remote_addr, callback_id, llm_callback_id, signature_scheme, secret_label, count
          FROM webhook_deliveries WHERE 1 = 1",
     );
     if let Some(outcome) = filter.outcome.as_deref().filter(|o| !o.is_empty()) {
-        query.push(" AND outcome = ").push_bind(outcome);
+        query
+            .push(" AND outcome = ")
+            .push_bind(pg_text(outcome).into_owned());
     }
     if let Some(from) = filter.from {
         query
             .push(" AND received_at >= ")
-            .push_bind(micros_of(from));
+            .push_bind(DbTime(micros_of(from)));
     }
     if let Some(to) = filter.to {
-        query.push(" AND received_at <= ").push_bind(micros_of(to));
+        query
+            .push(" AND received_at <= ")
+            .push_bind(DbTime(micros_of(to)));
     }
     query
 }
 
-fn push_delivery_beyond(query: &mut QueryBuilder<'_, Sqlite>, cursor: DeliveryCursor, op: &str) {
+/// Rows strictly on one side of `cursor` in `(received_at, id)` order;
+/// `op` is `<` (older) or `>` (newer).
+fn push_delivery_beyond<'a, DB>(query: &mut QueryBuilder<'a, DB>, cursor: DeliveryCursor, op: &str)
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    DbTime: Encode<'a, DB> + Type<DB>,
+{
     query
         .push(format!(" AND (received_at, id) {op} ("))
-        .push_bind(cursor.received_at_us)
+        .push_bind(DbTime(cursor.received_at_us))
         .push(", ")
         .push_bind(cursor.id)
         .push(")");
@@ -178,30 +198,33 @@ impl Store {
         direction: DeliveryDirection,
         limit: u32,
     ) -> Result<DeliveryPage, StoreError> {
-        let mut query = delivery_query(filter);
-        match direction {
-            DeliveryDirection::Newest => {}
-            DeliveryDirection::Before(cursor) => push_delivery_beyond(&mut query, cursor, "<"),
-            DeliveryDirection::After(cursor) => push_delivery_beyond(&mut query, cursor, ">"),
-        }
-        query.push(match direction {
-            DeliveryDirection::After(_) => " ORDER BY received_at ASC, id ASC",
-            _ => " ORDER BY received_at DESC, id DESC",
-        });
-        query.push(" LIMIT ").push_bind(i64::from(limit) + 1);
-        let rows = query.build().fetch_all(self.pool()).await?;
-        let more = rows.len() > limit as usize;
-        let mut keyed = rows
-            .iter()
-            .take(limit as usize)
-            .map(|row| {
-                let cursor = DeliveryCursor {
-                    received_at_us: row.try_get("received_at")?,
-                    id: row.try_get("id")?,
-                };
-                Ok((cursor, delivery_item(row)?))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let (mut keyed, more) = on_db!(self.db(), |pool, dialect| {
+            let mut query = delivery_query(dialect, filter);
+            match direction {
+                DeliveryDirection::Newest => {}
+                DeliveryDirection::Before(cursor) => push_delivery_beyond(&mut query, cursor, "<"),
+                DeliveryDirection::After(cursor) => push_delivery_beyond(&mut query, cursor, ">"),
+            }
+            query.push(match direction {
+                DeliveryDirection::After(_) => " ORDER BY received_at ASC, id ASC",
+                _ => " ORDER BY received_at DESC, id DESC",
+            });
+            query.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+            let rows = query.build().fetch_all(pool).await?;
+            let more = rows.len() > limit as usize;
+            let keyed = rows
+                .iter()
+                .take(limit as usize)
+                .map(|row| {
+                    let cursor = DeliveryCursor {
+                        received_at_us: row.time("received_at")?,
+                        id: row.int("id")?,
+                    };
+                    Ok((cursor, delivery_item(row)?))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok::<_, StoreError>((keyed, more))
+        })?;
         if matches!(direction, DeliveryDirection::After(_)) {
             keyed.reverse();
         }
@@ -233,10 +256,12 @@ impl Store {
         cursor: DeliveryCursor,
         op: &str,
     ) -> Result<bool, StoreError> {
-        let mut query = delivery_query(filter);
-        push_delivery_beyond(&mut query, cursor, op);
-        query.push(" LIMIT 1");
-        Ok(query.build().fetch_optional(self.pool()).await?.is_some())
+        on_db!(self.db(), |pool, dialect| {
+            let mut query = delivery_query(dialect, filter);
+            push_delivery_beyond(&mut query, cursor, op);
+            query.push(" LIMIT 1");
+            Ok(query.build().fetch_optional(pool).await?.is_some())
+        })
     }
 
     /// Counts, percentiles and the chart of the last `window` before `now`.
@@ -250,15 +275,39 @@ impl Store {
         let bucket_us = window.bucket_secs() * 1_000_000;
         let first_bucket = since_us.div_euclid(bucket_us);
 
-        let rows = sqlx::query(
-            "SELECT outcome, (received_at / ?2) AS bucket, sum(count) AS n
-             FROM webhook_deliveries WHERE received_at > ?1
-             GROUP BY outcome, bucket",
-        )
-        .bind(since_us)
-        .bind(bucket_us)
-        .fetch_all(self.pool())
-        .await?;
+        // Both backends number a bucket as the Unix time in microseconds
+        // divided (truncating) by the bucket's length in microseconds.
+        let (counts, times) = on_db!(self.db(), |pool, dialect| {
+            let rows = sqlx::query(dialect.pick(
+                "SELECT outcome, (received_at / $2) AS bucket, sum(count) AS n
+                 FROM webhook_deliveries WHERE received_at > $1
+                 GROUP BY outcome, bucket",
+                "SELECT outcome,
+                        (extract(epoch FROM received_at) * 1000000)::bigint / $2 AS bucket,
+                        sum(count)::bigint AS n
+                 FROM webhook_deliveries WHERE received_at > $1
+                 GROUP BY outcome, bucket",
+            ))
+            .bind(DbTime(since_us))
+            .bind(bucket_us)
+            .fetch_all(pool)
+            .await?;
+            let counts = rows
+                .iter()
+                .map(|row| Ok((row.text("outcome")?, row.int("bucket")?, row.int("n")?)))
+                .collect::<Result<Vec<(String, i64, i64)>, sqlx::Error>>()?;
+            let times: Vec<(i64, i64)> = sqlx::query_as(dialect.pick(
+                "SELECT processing_us, sum(count) FROM webhook_deliveries WHERE received_at > $1
+                 GROUP BY processing_us ORDER BY processing_us",
+                "SELECT processing_us, sum(count)::bigint FROM webhook_deliveries
+                 WHERE received_at > $1
+                 GROUP BY processing_us ORDER BY processing_us",
+            ))
+            .bind(DbTime(since_us))
+            .fetch_all(pool)
+            .await?;
+            Ok::<_, StoreError>((counts, times))
+        })?;
         let bars = (now_us.div_euclid(bucket_us) - first_bucket + 1).max(1);
         let mut buckets: Vec<DeliveryBucket> = (0..bars)
             .map(|n| DeliveryBucket {
@@ -267,10 +316,7 @@ impl Store {
             })
             .collect();
         let mut by_outcome = BTreeMap::new();
-        for row in &rows {
-            let outcome: String = row.try_get("outcome")?;
-            let bucket: i64 = row.try_get("bucket")?;
-            let n: i64 = row.try_get("n")?;
+        for (outcome, bucket, n) in counts {
             *by_outcome.entry(outcome.clone()).or_insert(0) += n;
             if let Some(bar) = usize::try_from(bucket - first_bucket)
                 .ok()
@@ -285,13 +331,6 @@ impl Store {
             .filter_map(|outcome| by_outcome.get(*outcome))
             .sum();
 
-        let times: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT processing_us, sum(count) FROM webhook_deliveries WHERE received_at > ?1
-             GROUP BY processing_us ORDER BY processing_us",
-        )
-        .bind(since_us)
-        .fetch_all(self.pool())
-        .await?;
         let ms = |p| weighted_percentile(&times, total, p).map(|us| us as f64 / 1000.0);
         Ok(DeliverySummary {
             window: window.as_str().to_owned(),
@@ -311,26 +350,33 @@ impl Store {
     /// For each secret label that verified a request: when last, and how
     /// many times in the 24 hours before `now_us`.
     pub async fn secret_uses(&self, now_us: i64) -> Result<Vec<SecretUse>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT secret_label, max(received_at) AS last_used,
-                    sum(CASE WHEN received_at > ?1 THEN count ELSE 0 END) AS uses
-             FROM webhook_deliveries
-             WHERE secret_label IS NOT NULL AND outcome IN ('accepted', 'duplicate')
-             GROUP BY secret_label",
-        )
-        .bind(now_us - 86_400_000_000)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SecretUse {
-                    label: row.try_get("secret_label")?,
-                    last_used_at_us: row.try_get("last_used")?,
-                    uses_24h: row.try_get("uses")?,
+        on_db!(self.db(), |pool, dialect| {
+            let rows = sqlx::query(dialect.pick(
+                "SELECT secret_label, max(received_at) AS last_used,
+                        sum(CASE WHEN received_at > $1 THEN count ELSE 0 END) AS uses
+                 FROM webhook_deliveries
+                 WHERE secret_label IS NOT NULL AND outcome IN ('accepted', 'duplicate')
+                 GROUP BY secret_label",
+                "SELECT secret_label, max(received_at) AS last_used,
+                        sum(CASE WHEN received_at > $1 THEN count ELSE 0 END)::bigint AS uses
+                 FROM webhook_deliveries
+                 WHERE secret_label IS NOT NULL AND outcome IN ('accepted', 'duplicate')
+                 GROUP BY secret_label",
+            ))
+            .bind(DbTime(now_us - 86_400_000_000))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(SecretUse {
+                        label: row.text("secret_label")?,
+                        last_used_at_us: row.time("last_used")?,
+                        uses_24h: row.int("uses")?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
     }
 
     /// Deletes callbacks (their views go with them) and audit rows received
@@ -339,69 +385,78 @@ impl Store {
     /// most a third of the database's write time and ingest keeps the rest.
     pub async fn purge_older_than(&self, cutoff_us: i64) -> Result<PurgeReport, StoreError> {
         let mut report = PurgeReport::default();
-        loop {
-            let batch_started = std::time::Instant::now();
-            let mut tx = self.pool().begin().await?;
-            let views = sqlx::query(
-                "DELETE FROM llm_callback_views WHERE callback_id IN
-                   (SELECT id FROM llm_callbacks WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-            )
-            .bind(cutoff_us)
-            .bind(PURGE_BATCH)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let callbacks = sqlx::query(
-                "DELETE FROM llm_callbacks WHERE id IN
-                   (SELECT id FROM llm_callbacks WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-            )
-            .bind(cutoff_us)
-            .bind(PURGE_BATCH)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
-            report.views += views;
-            report.callbacks += callbacks;
-            if callbacks < PURGE_BATCH as u64 {
-                break;
+        on_db!(self.db(), |pool, dialect| {
+            loop {
+                let batch_started = std::time::Instant::now();
+                let mut tx = pool.begin().await?;
+                let views = sqlx::query(
+                    "DELETE FROM llm_callback_views WHERE callback_id IN
+                       (SELECT id FROM llm_callbacks WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                )
+                .bind(DbTime(cutoff_us))
+                .bind(PURGE_BATCH)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let callbacks = sqlx::query(
+                    "DELETE FROM llm_callbacks WHERE id IN
+                       (SELECT id FROM llm_callbacks WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                )
+                .bind(DbTime(cutoff_us))
+                .bind(PURGE_BATCH)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                report.views += views;
+                report.callbacks += callbacks;
+                if callbacks < PURGE_BATCH as u64 {
+                    break;
+                }
+                yield_to_ingest(batch_started).await;
             }
-            yield_to_ingest(batch_started).await;
-        }
-        loop {
-            let batch_started = std::time::Instant::now();
-            let deliveries = sqlx::query(
-                "DELETE FROM webhook_deliveries WHERE id IN
-                   (SELECT id FROM webhook_deliveries WHERE received_at < ?1 LIMIT ?2)",
-            )
-            .bind(cutoff_us)
-            .bind(PURGE_BATCH)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-            report.deliveries += deliveries;
-            if deliveries < PURGE_BATCH as u64 {
-                break;
+            loop {
+                let batch_started = std::time::Instant::now();
+                let deliveries = sqlx::query(
+                    "DELETE FROM webhook_deliveries WHERE id IN
+                       (SELECT id FROM webhook_deliveries WHERE received_at < $1 LIMIT $2)",
+                )
+                .bind(DbTime(cutoff_us))
+                .bind(PURGE_BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected();
+                report.deliveries += deliveries;
+                if deliveries < PURGE_BATCH as u64 {
+                    break;
+                }
+                yield_to_ingest(batch_started).await;
             }
-            yield_to_ingest(batch_started).await;
-        }
-        // Sign-in attempts only matter within their window.
-        sqlx::query("DELETE FROM login_failures WHERE failed_at < ?1")
-            .bind(cutoff_us.max(micros_of(OffsetDateTime::now_utc()) - 86_400_000_000))
-            .execute(self.pool())
-            .await?;
+            // Sign-in attempts only matter within their window.
+            sqlx::query("DELETE FROM login_failures WHERE failed_at < $1")
+                .bind(DbTime(
+                    cutoff_us.max(micros_of(OffsetDateTime::now_utc()) - 86_400_000_000),
+                ))
+                .execute(pool)
+                .await?;
+        });
         Ok(report)
     }
 
     /// Signed-in sessions that have not expired (the session layer's table).
     pub async fn active_sessions(&self) -> Result<i64, StoreError> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM tower_sessions WHERE expiry_date > ?1")
-                .bind(now)
-                .fetch_one(self.pool())
-                .await?,
-        )
+        let now = OffsetDateTime::now_utc();
+        on_db!(self.db(), |pool, dialect| {
+            let query =
+                sqlx::query_scalar("SELECT count(*) FROM tower_sessions WHERE expiry_date > $1");
+            // tower-sessions' SQLite store keeps Unix seconds in an INTEGER;
+            // its PostgreSQL store a `timestamptz`.
+            let query = match dialect {
+                Dialect::Sqlite => query.bind(now.unix_timestamp()),
+                Dialect::Postgres => query.bind(DbTime(micros_of(now))),
+            };
+            Ok(query.fetch_one(pool).await?)
+        })
     }
 
     /// One page of callbacks to export, newest first, with their payloads.
@@ -412,27 +467,29 @@ impl Store {
         before: Option<PollCursor>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError> {
-        let mut query = history_query(user, filter, true);
-        if let Some(cursor) = before {
-            query
-                .push(" AND (c.created_at, c.id) < (")
-                .push_bind(cursor.created_at_us)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
-        }
-        query.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ");
-        query.push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ExportRow {
-                    item: history_item(row)?,
-                    payload: row.try_get("payload")?,
+        on_db!(self.db(), |pool, dialect| {
+            let mut query = history_query(dialect, user, filter, true);
+            if let Some(cursor) = before {
+                query
+                    .push(" AND (c.created_at, c.id) < (")
+                    .push_bind(DbTime(cursor.created_at_us))
+                    .push(", ")
+                    .push_bind(cursor.id)
+                    .push(")");
+            }
+            query.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ");
+            query.push_bind(i64::from(limit));
+            let rows = query.build().fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ExportRow {
+                        item: history_item(row)?,
+                        payload: row.text("payload")?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
     }
 }
 

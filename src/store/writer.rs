@@ -231,14 +231,19 @@ macro_rules! write_jobs {
         let mut results = Vec::with_capacity($batch.len());
         #[allow(unused_mut)]
         let mut head: Option<i64> = None;
+        // PostgreSQL: the last position taken; see `upsert_callback!`.
+        #[allow(unused_mut, unused_assignments)]
+        let mut position: Option<i64> = None;
+        $( position = Some($head_before); )?
         for job in $batch {
             let result = match job {
                 Job::Callback {
                     callback, audit, ..
                 } => {
-                    let outcome = upsert_callback!(&mut *tx, $dialect, callback);
+                    let outcome = upsert_callback!(&mut *tx, $dialect, callback, position);
                     if !outcome.duplicate {
                         head = head.max(Some(outcome.feed_seq));
+                        position = position.map(|_| outcome.feed_seq);
                     }
                     if let Some(audit) = audit {
                         let mut record = audit.record.clone();
@@ -266,6 +271,10 @@ macro_rules! write_jobs {
         }
         $(
             if let Some(head) = head.filter(|head| *head > $head_before) {
+                sqlx::query("UPDATE feed_head SET seq = $1 WHERE id = 1")
+                    .bind(head)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(FEED_CHANNEL)
                     .bind(head.to_string())
@@ -279,14 +288,24 @@ macro_rules! write_jobs {
 }
 
 /// Inserts a callback or counts one more delivery of it; evaluates to its
-/// [`InsertOutcome`].
+/// [`InsertOutcome`]. SQLite's insert takes the next position from
+/// `feed_head` (a trigger moves the head). PostgreSQL's writer holds the
+/// head row locked for the whole batch and passes `$position + 1` itself,
+/// moving the head once per batch: one update per commit instead of one per
+/// callback, since every update of a row leaves a version behind.
 macro_rules! upsert_callback {
-    ($connection:expr, $dialect:expr, $callback:expr) => {{
+    ($connection:expr, $dialect:expr, $callback:expr, $position:expr) => {{
         let callback: &NewCallback = $callback;
         let fields = &callback.fields;
         let postgres = $dialect == Dialect::Postgres;
         let text = |value: &Option<String>| {
-            value.as_deref().map(|v| if postgres { pg_text(v).into_owned() } else { v.to_owned() })
+            value.as_deref().map(|v| {
+                if postgres {
+                    pg_text(v).into_owned()
+                } else {
+                    v.to_owned()
+                }
+            })
         };
         let sql = $dialect.pick(
             "INSERT INTO llm_callbacks (
@@ -298,13 +317,13 @@ macro_rules! upsert_callback {
              ON CONFLICT (callback_id) DO UPDATE
                  SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
              RETURNING id, delivery_count, feed_seq",
-            // feed_seq comes from the insert trigger; $15 is the jsonb copy.
+            // $15 is the jsonb copy, $16 the position.
             "INSERT INTO llm_callbacks AS c (
                  id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
                  payload, payload_preview, external_job_id, workflow_name, event_type, status,
-                 error_message, delivery_count, created_at, updated_at, payload_json)
+                 error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                     $15::text::jsonb)
+                     $15::text::jsonb, $16)
              ON CONFLICT (callback_id) DO UPDATE
                  SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
              RETURNING id, delivery_count, feed_seq",
@@ -322,15 +341,19 @@ macro_rules! upsert_callback {
             .bind(callback.signature_scheme.map(|s| s.header_name()))
             .bind(callback.verified_at_us.map(DbTime))
             .bind(&callback.payload)
-            .bind(if postgres { pg_text(&fields.payload_preview).into_owned() } else { fields.payload_preview.clone() })
+            .bind(if postgres {
+                pg_text(&fields.payload_preview).into_owned()
+            } else {
+                fields.payload_preview.clone()
+            })
             .bind(text(&fields.external_job_id))
             .bind(text(&fields.workflow_name))
             .bind(text(&fields.event_type))
             .bind(fields.status.as_str())
             .bind(text(&fields.error_message))
             .bind(DbTime(callback.received_at_us));
-        if postgres {
-            query = query.bind(jsonb_text(&callback.payload));
+        if let Some(position) = $position {
+            query = query.bind(jsonb_text(&callback.payload)).bind(position + 1);
         }
         let row = query.fetch_one($connection).await?;
         let id: Uuid = row.try_get(0)?;
@@ -379,7 +402,13 @@ macro_rules! insert_delivery {
         );
         let postgres = $dialect == Dialect::Postgres;
         let text = |value: Option<&str>| {
-            value.map(|v| if postgres { pg_text(v).into_owned() } else { v.to_owned() })
+            value.map(|v| {
+                if postgres {
+                    pg_text(v).into_owned()
+                } else {
+                    v.to_owned()
+                }
+            })
         };
         sqlx::query(sql)
             .bind(DbTime(record.received_at_us))
@@ -393,7 +422,13 @@ macro_rules! insert_delivery {
             .bind(record.llm_callback_id)
             .bind(record.signature_scheme.map(|s| s.as_str()))
             .bind(record.count)
-            .bind(aggregate.map(|key| if postgres { pg_text(&key).into_owned() } else { key }))
+            .bind(aggregate.map(|key| {
+                if postgres {
+                    pg_text(&key).into_owned()
+                } else {
+                    key
+                }
+            }))
             .bind(&record.secret_label)
             .execute($connection)
             .await?;
@@ -424,4 +459,3 @@ async fn write_batch(
         }
     }
 }
-

@@ -1,14 +1,16 @@
-//! A real server on a loopback port with a real SQLite file, for tests.
+//! A real server on a loopback port with a real database, for tests: a
+//! SQLite file, or a fresh database on a real PostgreSQL server when the run
+//! sets `INBOX_TEST_BACKEND=postgres` (see `inbox_core::store::test_database`).
 
 #![allow(dead_code)] // each test file uses a different part of this
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
 use inbox_core::signature::{WebhookSecret, sign_hex, sign_standard};
+pub use inbox_core::store::test_database::{TestBackend, TestDatabase};
 use inbox_server::config::Cli;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -19,11 +21,11 @@ pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base: String,
-    pub db_path: PathBuf,
+    /// Shared by every node started on it.
+    pub database: Arc<TestDatabase>,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _dir: TempDir,
 }
 
 impl TestServer {
@@ -34,9 +36,12 @@ impl TestServer {
 
     /// Starts with extra command-line flags.
     pub async fn start_with(flags: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("nested/folder/inbox.db");
-        let database_url = format!("sqlite://{}", db_path.display());
+        Self::start_on(Arc::new(TestDatabase::fresh().await), flags).await
+    }
+
+    /// Starts a node on an existing database (several nodes share one).
+    pub async fn start_on(database: Arc<TestDatabase>, flags: &[&str]) -> Self {
+        let database_url = database.url.clone();
         let mut args = vec![
             "callback-inbox",
             "--database-url",
@@ -73,14 +78,13 @@ impl TestServer {
         Self {
             addr,
             base: format!("http://{addr}"),
-            db_path,
+            database,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             stop: Some(stop),
             task: Some(task),
-            _dir: dir,
         }
     }
 
@@ -98,10 +102,22 @@ impl TestServer {
         }
     }
 
-    /// A separate read connection to the server's database file.
-    pub async fn db(&self) -> SqlitePool {
-        let options = SqliteConnectOptions::new().filename(&self.db_path);
-        SqlitePool::connect_with(options).await.expect("open db")
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
+    /// The SQLite file (for tests of SQLite's files; panics on PostgreSQL).
+    pub fn sqlite_path(&self) -> &std::path::Path {
+        self.database
+            .sqlite_path
+            .as_deref()
+            .expect("a SQLite database")
+    }
+
+    /// A separate connection to the server's database, for statements
+    /// written to run on both backends (`$N` parameters).
+    pub async fn db(&self) -> sqlx::AnyPool {
+        any_pool(&self.database.url).await
     }
 
     pub async fn post_signed(&self, body: &str) -> reqwest::Response {
@@ -181,10 +197,20 @@ impl TestServer {
 
     /// Opens the server's database as a second process would.
     pub async fn store(&self) -> inbox_core::store::Store {
-        inbox_core::store::Store::open(&format!("sqlite://{}", self.db_path.display()))
+        inbox_core::store::Store::open(&self.database.url)
             .await
             .expect("store opens")
     }
+}
+
+/// A pool on either backend, for tests' own statements.
+pub async fn any_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .expect("open db")
 }
 
 /// The `inbox_session=…` pair of a response's Set-Cookie, if any.
@@ -208,29 +234,41 @@ pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub base: String,
     pub addr: SocketAddr,
-    pub db_path: PathBuf,
+    pub database: Arc<TestDatabase>,
     output: std::sync::Arc<std::sync::Mutex<String>>,
     pub dir: TempDir,
+}
+
+/// What a killed server leaves for its restart: its folder and database.
+pub struct Stopped {
+    pub dir: TempDir,
+    pub database: Arc<TestDatabase>,
 }
 
 impl ServerProcess {
     /// Starts the binary on a free port with a fresh database, the test
     /// secret and admin, plus `env`; waits until `/healthz` answers.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, env).await
+        Self::start_on(Arc::new(TestDatabase::fresh().await), env).await
     }
 
-    pub async fn start_in(dir: TempDir, env: &[(&str, &str)]) -> Self {
+    /// Starts a node on an existing database (several nodes share one).
+    pub async fn start_on(database: Arc<TestDatabase>, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(Stopped { dir, database }, env).await
+    }
+
+    /// Restarts a killed server on its folder and database.
+    pub async fn start_in(stopped: Stopped, env: &[(&str, &str)]) -> Self {
         use tokio::io::AsyncBufReadExt;
-        let db_path = dir.path().join("data/inbox.db");
+        let Stopped { dir, database } = stopped;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
             .port();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_callback-inbox"));
         command
-            .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+            .env("DATABASE_URL", &database.url)
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("LLM_WEBHOOK_SECRET", SECRET)
             .env("INBOX_ADMIN_EMAIL", ADMIN_EMAIL)
@@ -272,7 +310,7 @@ impl ServerProcess {
                     child,
                     base,
                     addr,
-                    db_path,
+                    database,
                     output,
                     dir,
                 };
@@ -312,9 +350,16 @@ impl ServerProcess {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
-    /// Stops the process (SIGKILL) and returns its folder for a restart.
-    pub async fn kill(mut self) -> TempDir {
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
+    /// Stops the process (SIGKILL) and returns what a restart needs.
+    pub async fn kill(mut self) -> Stopped {
         let _ = self.child.kill().await;
-        self.dir
+        Stopped {
+            dir: self.dir,
+            database: self.database,
+        }
     }
 }
