@@ -92,12 +92,11 @@ impl std::fmt::Debug for PasswordHash {
 #[cfg(test)]
 mod last_admin_tests {
     use super::*;
+    use crate::store::test_database::TestDatabase;
 
-    async fn store_with(accounts: &[(&str, Role)]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/a.db", dir.path().display()))
-            .await
-            .unwrap();
+    async fn store_with(accounts: &[(&str, Role)]) -> (TestDatabase, Store) {
+        let dir = TestDatabase::fresh().await;
+        let store = Store::open(&dir.url).await.unwrap();
         let hash = PasswordHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned());
         for (email, role) in accounts {
             store.create_user(email, &hash, *role, 0).await.unwrap();

@@ -247,12 +247,11 @@ impl Store {
 mod tests {
     use super::*;
     use crate::accounts::{PasswordHasherPool, Role};
+    use crate::store::test_database::TestDatabase;
 
-    async fn store_with_users() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+    async fn store_with_users() -> (TestDatabase, Store) {
+        let dir = TestDatabase::fresh().await;
+        let store = Store::open(&dir.url).await.unwrap();
         let hash = PasswordHasherPool::default()
             .hash("a password long enough")
             .await
