@@ -174,6 +174,24 @@ mod throttle_tests {
             ]
         );
     }
+
+    #[test]
+    fn throttle_keys_of_overlong_emails_are_bounded() {
+        let long = format!("{}@example.com", "a".repeat(1_500_000));
+        let key = account_address_key(&long, "203.0.113.9");
+        assert!(
+            key.starts_with("pair:203.0.113.9|sha256:") && key.len() < 100,
+            "{key}"
+        );
+        assert_ne!(key, account_address_key(&format!("b{long}"), "203.0.113.9"));
+        // Every email an account may have keeps its readable key.
+        let longest = format!("{}@example.com", "a".repeat(242));
+        assert!(normalize_email(&longest).is_ok());
+        assert_eq!(
+            account_address_key(&longest, "203.0.113.9"),
+            format!("pair:203.0.113.9|{longest}")
+        );
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -317,10 +335,22 @@ impl LoginThrottle {
     }
 }
 
-/// The key of one account tried from one address.
+/// The key of one account tried from one address. No account's email is
+/// longer than 254 bytes ([`normalize_email`]); a longer one sent to the
+/// sign-in form is keyed by its SHA-256 instead, so the key always fits an
+/// index entry (PostgreSQL refuses B-tree entries over about 2.7 kB, and
+/// would answer such a sign-in with an error instead of a 401).
 pub fn account_address_key(email: &str, address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    if email.len() > MAX_EMAIL_BYTES {
+        let digest = hex::encode(Sha256::digest(email.as_bytes()));
+        return format!("pair:{address}|sha256:{digest}");
+    }
     format!("pair:{address}|{email}")
 }
+
+/// The longest email an account may have.
+const MAX_EMAIL_BYTES: usize = 254;
 
 /// 20 characters from an unambiguous alphabet (about 110 bits): generated
 /// passwords for the first admin and for invited users.
@@ -390,7 +420,7 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
 
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
+    let valid = email.len() <= MAX_EMAIL_BYTES
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())

@@ -118,6 +118,9 @@ async fn main() {
 async fn seed_old(store: &inbox_core::store::Store, rows: u64) {
     let old =
         (time::OffsetDateTime::now_utc() - time::Duration::days(40)).unix_timestamp() * 1_000_000;
+    let inbox_core::store::Db::Sqlite(pool) = store.db() else {
+        unreachable!("this benchmark runs on SQLite");
+    };
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload, payload_preview,
@@ -130,7 +133,7 @@ async fn seed_old(store: &inbox_core::store::Store, rows: u64) {
     )
     .bind(rows as i64)
     .bind(old)
-    .execute(store.pool())
+    .execute(pool)
     .await
     .unwrap();
 }

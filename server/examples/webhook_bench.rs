@@ -5,8 +5,11 @@
 //!
 //!     cargo build --release -p callback-inbox --example webhook_bench
 //!     target/release/examples/webhook_bench [--seconds 10] [--connections 64]
+//!         [--postgres [--nodes 2]]
 //!
-//! (`./x bench` does both.)
+//! SQLite (a fresh file) by default; with `--postgres`, a fresh database on
+//! the server at `INBOX_TEST_POSTGRES_URL`, served by `--nodes` processes
+//! that the load is spread over round-robin. (`./x bench` runs all three.)
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use inbox_core::signature::{WebhookSecret, sign_hex};
+use inbox_core::store::test_database::{TestBackend, TestDatabase};
 
 const SECRET: &str = "bench-secret-0123456789";
 
@@ -30,60 +34,71 @@ async fn main() {
     let seconds = flag("--seconds", 10);
     let connections = flag("--connections", 64) as usize;
 
+    let backend = if args.iter().any(|a| a == "--postgres") {
+        TestBackend::Postgres
+    } else {
+        TestBackend::Sqlite
+    };
+    let node_count = flag("--nodes", 1).max(1) as usize;
+    assert!(
+        node_count == 1 || backend == TestBackend::Postgres,
+        "several nodes need --postgres"
+    );
+    let database = TestDatabase::fresh_on(backend).await;
+
     let exe = std::env::current_exe().unwrap();
     let server_bin = exe.parent().unwrap().join("../callback-inbox");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = tokio::process::Command::new(&server_bin)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/bench.db", dir.path().display()),
-        )
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("LLM_WEBHOOK_SECRET", SECRET)
-        .env("INBOX_ADMIN_EMAIL", "bench@example.com")
-        .env("INBOX_ADMIN_PASSWORD", "bench password 1234")
-        .env("INBOX_BENCH_NOOP_ROUTE", "true")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {}: {e} (build it with --release first)",
-                server_bin.display()
-            )
-        });
-    let base = format!("http://127.0.0.1:{port}");
+    let mut nodes = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..node_count {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        nodes.push(
+            tokio::process::Command::new(&server_bin)
+                .env("DATABASE_URL", &database.url)
+                .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+                .env("LLM_WEBHOOK_SECRET", SECRET)
+                .env("INBOX_ADMIN_EMAIL", "bench@example.com")
+                .env("INBOX_ADMIN_PASSWORD", "bench password 1234")
+                .env("INBOX_BENCH_NOOP_ROUTE", "true")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start {}: {e} (build it with --release first)",
+                        server_bin.display()
+                    )
+                }),
+        );
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections * 2)
         .build()
         .unwrap();
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
+    for base in &bases {
+        for _ in 0..400 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pid = server.id().unwrap();
+    let urls = |path: &str| -> Vec<String> { bases.iter().map(|b| format!("{b}{path}")).collect() };
     let duration = Duration::from_secs(seconds);
-    println!("server pid {pid}, {connections} connections, {seconds} s per phase, 1 KiB bodies\n");
+    println!(
+        "{backend:?}, {node_count} node(s), {connections} connections, {seconds} s per phase, 1 KiB bodies\n"
+    );
 
-    let noop = closed_loop(
-        &client,
-        &format!("{base}/bench/noop"),
-        connections,
-        duration,
-        false,
-    )
-    .await;
+    let noop = closed_loop(&client, &urls("/bench/noop"), connections, duration, false).await;
     let ingest = closed_loop(
         &client,
-        &format!("{base}/api/webhooks/llm-callback"),
+        &urls("/api/webhooks/llm-callback"),
         connections,
         duration,
         true,
@@ -99,13 +114,8 @@ async fn main() {
     println!("\nopen loop, latency from the scheduled send time (ms):");
     println!("  rate/s   p50      p99      p99.9    max      errors");
     for rate in [1000u64, 2000] {
-        let (mut latencies, errors) = open_loop(
-            &client,
-            &format!("{base}/api/webhooks/llm-callback"),
-            rate,
-            duration,
-        )
-        .await;
+        let (mut latencies, errors) =
+            open_loop(&client, &urls("/api/webhooks/llm-callback"), rate, duration).await;
         latencies.sort_by(f64::total_cmp);
         let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
         println!(
@@ -116,18 +126,20 @@ async fn main() {
             latencies.last().copied().unwrap_or_default()
         );
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .unwrap_or("VmHWM: ?");
-    println!(
-        "\nserver peak RSS: {}",
-        peak.trim_start_matches("VmHWM:").trim()
-    );
-    server.start_kill().ok();
+    for node in &mut nodes {
+        let pid = node.id().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("VmHWM: ?");
+        println!(
+            "server {pid} peak RSS: {}",
+            peak.trim_start_matches("VmHWM:").trim()
+        );
+        node.start_kill().ok();
+    }
 }
-
 fn body(n: u64) -> String {
     let pad = "x".repeat(860);
     format!(
@@ -149,7 +161,7 @@ async fn send(client: &reqwest::Client, url: &str, n: u64, secret: &WebhookSecre
 /// Requests per second with `connections` senders, each waiting for its answer.
 async fn closed_loop(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     connections: usize,
     duration: Duration,
     unique: bool,
@@ -159,10 +171,10 @@ async fn closed_loop(
     let stop = Arc::new(AtomicBool::new(false));
     let secret = Arc::new(WebhookSecret::parse(SECRET).unwrap());
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for connection in 0..connections {
         let (client, url, done, stop, secret) = (
             client.clone(),
-            url.to_owned(),
+            urls[connection % urls.len()].clone(),
             done.clone(),
             stop.clone(),
             secret.clone(),
@@ -195,7 +207,7 @@ async fn closed_loop(
 /// from when the request was due, so a stalled server cannot hide its stall.
 async fn open_loop(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     rate: u64,
     duration: Duration,
 ) -> (Vec<f64>, u64) {
@@ -207,7 +219,11 @@ async fn open_loop(
     for i in 0..total {
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
-        let (client, url, secret) = (client.clone(), url.to_owned(), secret.clone());
+        let (client, url, secret) = (
+            client.clone(),
+            urls[i as usize % urls.len()].clone(),
+            secret.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let ok = send(&client, &url, NEXT.fetch_add(1, Ordering::Relaxed), &secret).await;
             (due.elapsed().as_secs_f64() * 1000.0, ok)

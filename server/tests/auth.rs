@@ -802,8 +802,8 @@ async fn secure_cookies_mode_marks_cookies_secure_and_sends_hsts() {
 
 #[tokio::test]
 async fn bootstrap_creates_a_default_admin_only_when_there_are_no_users() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("boot.db").display());
+    let database = support::TestDatabase::fresh().await;
+    let url = database.url.clone();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-inbox"))
         .args(["admin", "list"])
         .env("DATABASE_URL", &url)

@@ -1,6 +1,7 @@
 //! The companion CLI against the real thing: the `callback-inbox` binary as
 //! child processes (`send` with its spool, `listen`, `replay`, `token`),
-//! the real server on loopback with its SQLite file, and small local
+//! the real server on loopback with its database (SQLite, or PostgreSQL
+//! when the run asks for it), and small local
 //! receivers that record what reaches them.
 
 mod support;
@@ -18,8 +19,7 @@ use inbox_core::signature::{WebhookSecret, sign_hex, sign_standard};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use support::{ADMIN_EMAIL, ADMIN_PASSWORD, SECRET};
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, TestDatabase};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_callback-inbox");
@@ -67,14 +67,19 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
 struct Inbox {
     child: tokio::process::Child,
     port: u16,
-    db_path: PathBuf,
+    database: Arc<TestDatabase>,
 }
 
 impl Inbox {
+    /// Starts on a fresh database.
     async fn start(data: &Path, port: u16) -> Self {
-        let db_path = data.join("inbox.db");
+        Self::start_on(data, &Arc::new(TestDatabase::fresh().await), port).await
+    }
+
+    /// Starts on an existing database (again, or as a second instance).
+    async fn start_on(data: &Path, database: &Arc<TestDatabase>, port: u16) -> Self {
         let mut child = tokio::process::Command::new(BIN)
-            .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+            .env("DATABASE_URL", &database.url)
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("LLM_WEBHOOK_SECRET", SECRET)
             .env("INBOX_ADMIN_EMAIL", ADMIN_EMAIL)
@@ -102,7 +107,7 @@ impl Inbox {
                 return Self {
                     child,
                     port,
-                    db_path,
+                    database: database.clone(),
                 };
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -126,7 +131,7 @@ impl Inbox {
     }
 
     fn database_url(&self) -> String {
-        format!("sqlite://{}", self.db_path.display())
+        self.database.url.clone()
     }
 
     /// SIGKILL: the harshest stop there is.
@@ -134,10 +139,8 @@ impl Inbox {
         let _ = self.child.kill().await;
     }
 
-    async fn db(&self) -> SqlitePool {
-        SqlitePool::connect_with(SqliteConnectOptions::new().filename(&self.db_path))
-            .await
-            .expect("open db")
+    async fn db(&self) -> sqlx::AnyPool {
+        support::any_pool(&self.database.url).await
     }
 
     /// POSTs a callback signed as a sender would; returns the stored id.
@@ -974,16 +977,17 @@ async fn listen_forwards_each_callback_once_across_a_dropped_connection() {
 
     // The connection drops; a callback arrives while it is down (through
     // another instance on the same database); the inbox comes back.
+    let database = inbox.database.clone();
     inbox.kill().await;
     wait_until("listen to notice", Duration::from_secs(10), || {
         joined(&stderr).contains("disconnected")
     })
     .await;
-    let other = Inbox::start(data.path(), free_port()).await;
+    let other = Inbox::start_on(data.path(), &database, free_port()).await;
     let second = callback("job-while-down", "workflow.failed");
     other.post(&second).await;
     other.kill().await;
-    let inbox = Inbox::start(data.path(), port).await;
+    let inbox = Inbox::start_on(data.path(), &database, port).await;
     wait_until("the second forward", Duration::from_secs(30), || {
         receiver.count() == 2
     })

@@ -7,15 +7,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use inbox_core::signature::{WebhookSecret, sign_hex};
-use support::SECRET;
+use support::{SECRET, TestDatabase};
 
 #[tokio::test]
 async fn callbacks_answered_2xx_survive_kill_9_mid_burst() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("inbox.db");
+    let database = TestDatabase::fresh().await;
     let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_callback-inbox"))
-        .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+        .env("DATABASE_URL", &database.url)
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
         .env("LLM_WEBHOOK_SECRET", SECRET)
         .env("RUST_LOG", "warn")
@@ -74,18 +73,16 @@ async fn callbacks_answered_2xx_survive_kill_9_mid_burst() {
         acknowledged.len()
     );
 
-    // Reopen the file the way a restarted server would (WAL recovery included).
-    let store = inbox_core::store::Store::open(&format!("sqlite://{}", db_path.display()))
-        .await
-        .unwrap();
+    // Reopen the database the way a restarted server would (with SQLite,
+    // WAL recovery included).
+    let store = inbox_core::store::Store::open(&database.url).await.unwrap();
     for id in &acknowledged {
-        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks WHERE id = ?1")
-            .bind(uuid::Uuid::parse_str(id).unwrap())
-            .fetch_one(store.pool())
+        let found = store
+            .callback_detail(uuid::Uuid::nil(), uuid::Uuid::parse_str(id).unwrap())
             .await
             .unwrap();
-        assert_eq!(
-            found, 1,
+        assert!(
+            found.is_some(),
             "acknowledged callback {id} is missing after kill -9"
         );
     }

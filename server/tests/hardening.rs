@@ -1,6 +1,7 @@
 //! The public surface under attack: slow and flooding clients, parallel
 //! password guesses, forged headers, weak secrets, odd paths. Real HTTP on
-//! loopback, real SQLite files, the real binary where memory or logs matter.
+//! loopback, a real database (SQLite files, or PostgreSQL when the run asks
+//! for it), the real binary where memory or logs matter.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use inbox_core::signature::{WebhookSecret, sign_hex};
 use serde_json::Value;
 use sqlx::Row;
-use support::{ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, ServerProcess, TestServer};
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, ServerProcess, TestDatabase, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -294,12 +295,11 @@ async fn an_unsigned_event_header_cannot_turn_a_replay_into_a_new_callback() {
 #[tokio::test]
 async fn weak_secrets_are_refused_at_start_with_a_way_to_make_one() {
     for weak in ["a", "whsec_AA==", "short-secret"] {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/inbox.db", dir.path().display());
+        let database = TestDatabase::fresh().await;
         let cli = <inbox_server::config::Cli as clap::Parser>::try_parse_from([
             "callback-inbox",
             "--database-url",
-            &url,
+            &database.url,
             "--webhook-secret",
             weak,
         ])
@@ -463,10 +463,7 @@ async fn a_newline_in_the_sign_in_email_cannot_forge_a_log_line() {
 async fn run_cli(server: &ServerProcess, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_callback-inbox"))
         .args(args)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", server.db_path.display()),
-        )
+        .env("DATABASE_URL", server.database_url())
         .env("LLM_WEBHOOK_SECRET", SECRET)
         .env_remove("INBOX_ADMIN_EMAIL")
         .env_remove("INBOX_ADMIN_PASSWORD")
@@ -632,15 +629,15 @@ async fn set_role_from_the_cli_changes_what_a_session_may_do() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn database_files_are_private_to_the_server_user() {
+async fn sqlite_only_database_files_are_private_to_the_server_user() {
     use std::os::unix::fs::PermissionsExt;
     let mode =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     let server = TestServer::start().await;
     server.post_signed(r#"{"job_id":"modes"}"#).await;
-    assert_eq!(mode(server.db_path.parent().unwrap()), 0o700);
-    assert_eq!(mode(&server.db_path), 0o600);
-    let wal = server.db_path.with_extension("db-wal");
+    assert_eq!(mode(server.sqlite_path().parent().unwrap()), 0o700);
+    assert_eq!(mode(server.sqlite_path()), 0o600);
+    let wal = server.sqlite_path().with_extension("db-wal");
     assert_eq!(mode(&wal), 0o600);
 
     // An existing world-readable file is tightened at the next start.

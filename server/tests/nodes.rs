@@ -405,3 +405,33 @@ async fn the_stream_keeps_up_when_the_notification_connection_drops() {
     );
     assert!(sent.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn a_node_keeps_accepting_after_its_database_connections_are_cut() {
+    let (database, a, b) = two_nodes().await;
+    assert_eq!(a.post_signed(&body("before-the-cut")).await.status(), 200);
+    let cookie = b.login_admin().await;
+
+    // Cut every connection the nodes hold (the writer's, the pool's, the
+    // listener's), as a database restart or failover would.
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) AS cut",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(cut >= 4, "writers and listeners of both nodes: {cut}");
+
+    for node in [&a, &b] {
+        let response = node.post_signed(&body("after-the-cut")).await;
+        assert_eq!(response.status(), 200);
+    }
+    let (status, fresh) = b.call("/api/callbacks/poll", &cookie, &[]).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(
+        fresh["unviewed_count"], 2,
+        "one row for the callback sent to both nodes"
+    );
+}

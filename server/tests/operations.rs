@@ -1,4 +1,4 @@
-//! The operator's view over real HTTP and a real SQLite file: the audit
+//! The operator's view over real HTTP and a real database: the audit
 //! log and its summary, secret usage, metrics, retention and export.
 
 mod support;
@@ -10,7 +10,7 @@ use inbox_core::accounts::Role;
 use inbox_core::ingest::unix_micros;
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{SECRET, TestServer};
+use support::{SECRET, TestServer, sql};
 
 const ENDPOINT: &str = "/api/webhooks/llm-callback";
 
@@ -22,13 +22,15 @@ async fn json_of(response: reqwest::Response) -> Value {
 
 async fn outcome_counts(server: &TestServer) -> BTreeMap<String, i64> {
     let db = server.db().await;
-    sqlx::query("SELECT outcome, sum(count) FROM webhook_deliveries GROUP BY outcome")
-        .fetch_all(&db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
+    sqlx::query(
+        "SELECT outcome, CAST(sum(count) AS bigint) FROM webhook_deliveries GROUP BY outcome",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect()
 }
 
 #[tokio::test]
@@ -93,7 +95,7 @@ async fn every_request_of_a_mixed_flood_is_in_the_audit_log_exactly_once() {
     let db = server.db().await;
     let unlinked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM webhook_deliveries d WHERE d.outcome IN ('accepted', 'duplicate')
-           AND (d.secret_label IS NOT 'LLM_WEBHOOK_SECRET #1'
+           AND (d.secret_label IS DISTINCT FROM 'LLM_WEBHOOK_SECRET #1'
                 OR NOT EXISTS (SELECT 1 FROM llm_callbacks c WHERE c.id = d.llm_callback_id))",
     )
     .fetch_one(&db)
@@ -107,33 +109,34 @@ async fn the_summary_percentiles_match_a_hand_computed_set() {
     let server = TestServer::start().await;
     let cookie = server.login_admin().await;
     let db = server.db().await;
+    let received_at = sql::time(server.backend(), 1);
     let now = unix_micros(time::OffsetDateTime::now_utc());
     // 1 ms .. 100 ms, one request each, plus an aggregated row of 10
     // unsigned requests that took 0.2 ms, all within the hour.
     for ms in 1..=100i64 {
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO webhook_deliveries (received_at, outcome, http_status, processing_us, body_bytes, count)
-             VALUES (?1, 'accepted', 200, ?2, 10, 1)",
-        )
+             VALUES ({received_at}, 'accepted', 200, $2, 10, 1)"
+        ))
         .bind(now - 60_000_000)
         .bind(ms * 1000)
         .execute(&db)
         .await
         .unwrap();
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO webhook_deliveries (received_at, outcome, http_status, processing_us, body_bytes, count, aggregate_key)
-         VALUES (?1, 'missing_signature', 401, 200, 2, 10, 'k')",
-    )
+         VALUES ({received_at}, 'missing_signature', 401, 200, 2, 10, 'k')"
+    ))
     .bind(now - 120_000_000)
     .execute(&db)
     .await
     .unwrap();
     // And one old request outside the window.
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO webhook_deliveries (received_at, outcome, http_status, processing_us, body_bytes, count)
-         VALUES (?1, 'accepted', 200, 9000000, 10, 1)",
-    )
+         VALUES ({received_at}, 'accepted', 200, 9000000, 10, 1)"
+    ))
     .bind(now - 2 * 3_600_000_000)
     .execute(&db)
     .await
@@ -451,10 +454,12 @@ async fn retention_deletes_only_what_is_old_and_keeps_counts_consistent() {
         .call("/api/callbacks/mark-all-viewed", Some(&cookie), &[])
         .await;
     let db = server.db().await;
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO webhook_deliveries (received_at, outcome, http_status, processing_us, body_bytes)
-         VALUES (?1, 'accepted', 200, 5, 5), (?2, 'accepted', 200, 5, 5)",
-    )
+         VALUES ({}, 'accepted', 200, 5, 5), ({}, 'accepted', 200, 5, 5)",
+        sql::time(server.backend(), 1),
+        sql::time(server.backend(), 2),
+    ))
     .bind(now - 40 * day)
     .bind(now)
     .execute(&db)

@@ -1,4 +1,5 @@
-//! The webhook over real HTTP on loopback, against a real SQLite file.
+//! The webhook over real HTTP on loopback, against a real database (SQLite
+//! or PostgreSQL, as the run chooses).
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{SECRET, TestServer, now_unix};
+use support::{SECRET, TestServer, now_unix, sql};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ENDPOINT: &str = "/api/webhooks/llm-callback";
@@ -41,13 +42,19 @@ async fn signed_callback_is_stored_with_its_extracted_fields() {
     assert_eq!(id.get_version_num(), 7, "ids are time-ordered UUIDv7");
 
     let db = server.db().await;
-    let row = sqlx::query(
-        "SELECT callback_id, signature_valid, signature_scheme, signature_header, verified_at, payload,
+    let backend = server.backend();
+    let row = sqlx::query(&format!(
+        "SELECT callback_id, CASE WHEN signature_valid THEN 1 ELSE 0 END AS signature_valid,
+                signature_scheme, signature_header,
+                CASE WHEN verified_at IS NULL THEN 0 ELSE 1 END AS verified, payload,
                 payload_preview, external_job_id, workflow_name, event_type, status, error_message,
-                delivery_count, created_at, updated_at
-         FROM llm_callbacks WHERE id = ?1",
-    )
-    .bind(id)
+                delivery_count, {created} AS created_at,
+                CASE WHEN created_at = updated_at THEN 1 ELSE 0 END AS unchanged
+         FROM llm_callbacks WHERE id = {id}",
+        created = sql::micros(backend, "created_at"),
+        id = sql::uuid(backend, 1),
+    ))
+    .bind(id.to_string())
     .fetch_one(&db)
     .await
     .expect("row is on disk");
@@ -55,13 +62,13 @@ async fn signed_callback_is_stored_with_its_extracted_fields() {
         row.get::<String, _>("callback_id"),
         "job:job_8f2c:workflow.failed"
     );
-    assert!(row.get::<bool, _>("signature_valid"));
+    assert_eq!(row.get::<i64, _>("signature_valid"), 1);
     assert_eq!(row.get::<String, _>("signature_scheme"), "hmac_sha256_hex");
     assert_eq!(
         row.get::<String, _>("signature_header"),
         "x-webhook-signature"
     );
-    assert!(row.get::<Option<i64>, _>("verified_at").is_some());
+    assert_eq!(row.get::<i64, _>("verified"), 1);
     assert_eq!(
         row.get::<String, _>("payload"),
         body,
@@ -80,12 +87,12 @@ async fn signed_callback_is_stored_with_its_extracted_fields() {
         "context length exceeded"
     );
     assert_eq!(row.get::<i64, _>("delivery_count"), 1);
+    assert_eq!(row.get::<i64, _>("unchanged"), 1, "updated_at = created_at");
     let created: i64 = row.get("created_at");
-    assert_eq!(created, row.get::<i64, _>("updated_at"));
     let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
     assert!(
         (now_us - i128::from(created)).abs() < 60_000_000,
-        "stored in Unix microseconds"
+        "created at the time of receipt, in Unix microseconds: {created}"
     );
 
     server.stop().await;
@@ -120,14 +127,15 @@ async fn retries_with_a_fresh_timestamp_return_the_original_id_and_count_deliver
     assert_eq!(other["duplicate"], false);
 
     let db = server.db().await;
-    let (count, created, updated): (i64, i64, i64) = sqlx::query_as(
-        "SELECT delivery_count, created_at, updated_at FROM llm_callbacks WHERE callback_id = 'job:j1:workflow.completed'",
+    let (count, moved): (i64, i64) = sqlx::query_as(
+        "SELECT delivery_count, CASE WHEN updated_at > created_at THEN 1 ELSE 0 END
+         FROM llm_callbacks WHERE callback_id = 'job:j1:workflow.completed'",
     )
     .fetch_one(&db)
     .await
     .unwrap();
     assert_eq!(count, 2);
-    assert!(updated > created, "updated_at moves on a retry");
+    assert_eq!(moved, 1, "updated_at moves on a retry");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callbacks")
         .fetch_one(&db)
         .await
@@ -303,18 +311,19 @@ async fn flag_mode_stores_unsigned_callbacks_marked_invalid() {
     let genuine = json_of(server.post_signed(body).await).await;
     assert_eq!(genuine["duplicate"], false);
     let db = server.db().await;
-    let rows: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT callback_id, signature_valid FROM llm_callbacks ORDER BY created_at",
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT callback_id, CASE WHEN signature_valid THEN 1 ELSE 0 END
+         FROM llm_callbacks ORDER BY created_at",
     )
     .fetch_all(&db)
     .await
     .unwrap();
     assert_eq!(rows.len(), 2);
     assert!(
-        !rows[0].1 && rows[0].0.starts_with("unverified:"),
+        rows[0].1 == 0 && rows[0].0.starts_with("unverified:"),
         "{rows:?}"
     );
-    assert!(rows[1].1);
+    assert_eq!(rows[1].1, 1);
 }
 
 #[tokio::test]
@@ -477,10 +486,13 @@ async fn audit_rows_hold_no_body_and_no_secret() {
         .unwrap();
     server.stop().await;
     let db = server.db().await;
-    let dump: Vec<String> = sqlx::query_scalar(
-        "SELECT concat_ws('|', received_at, request_id, outcome, http_status, processing_us, body_bytes,
-                remote_addr, callback_id, hex(llm_callback_id), signature_scheme) FROM webhook_deliveries",
-    )
+    let dump: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT concat_ws('|', {received_at}, request_id, outcome, http_status, processing_us, body_bytes,
+                remote_addr, callback_id, {llm_callback_id}, signature_scheme)
+         FROM webhook_deliveries",
+        received_at = sql::micros(server.backend(), "received_at"),
+        llm_callback_id = sql::uuid_text(server.backend(), "llm_callback_id"),
+    ))
     .fetch_all(&db)
     .await
     .unwrap();

@@ -232,7 +232,7 @@ impl Store {
                 POSTGRES_MIGRATOR.run(&pool).await?;
                 let connection = options.connect().await?;
                 let writer = writer::WriterHandle::spawn(
-                    writer::WriterConnection::Postgres(connection),
+                    writer::WriterConnection::Postgres(connection, Box::new(options.clone())),
                     feed.clone(),
                 );
                 feed_listener::spawn(pool.clone(), feed.clone());

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqlx::postgres::PgConnection;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -26,7 +27,43 @@ use super::{
 /// The writer's own connection.
 pub(super) enum WriterConnection {
     Sqlite(SqliteConnection),
-    Postgres(PgConnection),
+    /// With what it was opened, to open it again: a server restart, a
+    /// failover or a network cut ends a PostgreSQL connection.
+    Postgres(PgConnection, Box<PgConnectOptions>),
+}
+
+/// Attempts to reopen a lost PostgreSQL connection before the waiting
+/// requests are answered with an error (which senders retry).
+const RECONNECT_ATTEMPTS: u32 = 10;
+
+impl WriterConnection {
+    /// After a failed batch: makes sure the connection still works,
+    /// reopening it when it does not.
+    async fn recover(&mut self) {
+        let Self::Postgres(connection, options) = self else {
+            return;
+        };
+        if connection.ping().await.is_ok() {
+            return;
+        }
+        for attempt in 1..=RECONNECT_ATTEMPTS {
+            match options.connect().await {
+                Ok(fresh) => {
+                    tracing::warn!(
+                        attempt,
+                        "the writer's database connection was lost; reopened it"
+                    );
+                    *connection = fresh;
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, attempt, "cannot reopen the writer's database connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                        .await;
+                }
+            }
+        }
+    }
 }
 
 /// Most jobs committed in one transaction.
@@ -176,8 +213,10 @@ async fn run(
         let results = match write_batch(&mut connection, &batch).await {
             Ok(results) => results,
             Err(err) => {
-                // One bad job must not fail its neighbours: retry each alone.
+                // One bad job must not fail its neighbours: retry each alone
+                // (on a working connection).
                 tracing::warn!(error = %err, jobs = batch.len(), "batch commit failed; retrying jobs one by one");
+                connection.recover().await;
                 let mut results = Vec::with_capacity(batch.len());
                 for job in &batch {
                     let single = std::slice::from_ref(job);
@@ -446,7 +485,7 @@ async fn write_batch(
             let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
             write_jobs!(tx, Dialect::Sqlite, batch)
         }
-        WriterConnection::Postgres(connection) => {
+        WriterConnection::Postgres(connection, _) => {
             let mut tx = connection.begin().await?;
             // Every node's writer takes the feed's head row first, so writers
             // run one after another and never deadlock on each other's rows

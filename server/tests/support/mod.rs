@@ -106,6 +106,10 @@ impl TestServer {
         &self.database.url
     }
 
+    pub fn backend(&self) -> TestBackend {
+        self.database.backend
+    }
+
     /// The SQLite file (for tests of SQLite's files; panics on PostgreSQL).
     pub fn sqlite_path(&self) -> &std::path::Path {
         self.database
@@ -211,6 +215,56 @@ pub async fn any_pool(url: &str) -> sqlx::AnyPool {
         .connect(url)
         .await
         .expect("open db")
+}
+
+/// SQL text for the tests' own statements where the two backends differ.
+/// The Any driver binds and decodes neither uuids nor times, so uuids are
+/// bound as text and times as Unix microseconds (`i64`), and these turn
+/// them into (or out of) the column types: SQLite stores ids as 16-byte
+/// BLOBs and times as INTEGER microseconds, PostgreSQL as `uuid` and
+/// `timestamptz`.
+pub mod sql {
+    use super::TestBackend;
+
+    /// Parameter `$n`, bound as a uuid's text, as a value of an id column.
+    pub fn uuid(backend: TestBackend, n: u32) -> String {
+        match backend {
+            TestBackend::Sqlite => format!("unhex(replace(${n}, '-', ''))"),
+            TestBackend::Postgres => format!("CAST(${n} AS uuid)"),
+        }
+    }
+
+    /// An id column as text, hyphenated and lowercase (`Uuid::to_string`).
+    pub fn uuid_text(backend: TestBackend, column: &str) -> String {
+        match backend {
+            TestBackend::Sqlite => format!(
+                "lower(substr(hex({column}), 1, 8) || '-' || substr(hex({column}), 9, 4) || '-' || \
+                 substr(hex({column}), 13, 4) || '-' || substr(hex({column}), 17, 4) || '-' || \
+                 substr(hex({column}), 21))"
+            ),
+            TestBackend::Postgres => format!("CAST({column} AS text)"),
+        }
+    }
+
+    /// Parameter `$n`, bound as Unix microseconds, as a value of a time column.
+    pub fn time(backend: TestBackend, n: u32) -> String {
+        match backend {
+            TestBackend::Sqlite => format!("${n}"),
+            TestBackend::Postgres => {
+                format!("(timestamptz 'epoch' + ${n} * interval '1 microsecond')")
+            }
+        }
+    }
+
+    /// A time column as Unix microseconds (`bigint`, read as `i64`).
+    pub fn micros(backend: TestBackend, column: &str) -> String {
+        match backend {
+            TestBackend::Sqlite => column.to_owned(),
+            TestBackend::Postgres => {
+                format!("CAST(extract(epoch FROM {column}) * 1000000 AS bigint)")
+            }
+        }
+    }
 }
 
 /// The `inbox_session=…` pair of a response's Set-Cookie, if any.
