@@ -548,3 +548,37 @@ async fn concurrent_retries_make_exactly_one_row_per_callback() {
         assert_eq!(count as usize, SENDERS * RETRIES / CALLBACKS, "{job}");
     }
 }
+
+/// `\u0000` is valid JSON, but PostgreSQL's `text` and `jsonb` cannot hold
+/// U+0000: such a callback must still be stored (not a 500), its body byte
+/// for byte, and its detail and history must still load.
+#[tokio::test]
+async fn a_nul_escape_in_the_payload_is_stored_and_readable() {
+    let server = TestServer::start().await;
+    let body = r#"{"job_id":"nul\u0000job","event":"workflow.failed","workflow_name":"wf\u0000","error_message":"bad\u0000byte"}"#;
+    let response = server.post_signed(body).await;
+    assert_eq!(response.status(), 200);
+    let answer = json_of(response).await;
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let cookie = server.login_admin().await;
+    let detail = json_of(
+        server
+            .call("/api/callbacks/detail", Some(&cookie), &[("id", &id)])
+            .await,
+    )
+    .await;
+    assert_eq!(detail["payload_text"], body, "the body byte for byte");
+    assert_eq!(detail["payload"]["job_id"], "nul\u{0}job");
+    let history = server
+        .call(
+            "/api/callbacks/history",
+            Some(&cookie),
+            &[("q", "nul\u{0}job")],
+        )
+        .await;
+    assert_eq!(history.status(), 200);
+    // A retry is still recognised as the same callback.
+    let again = json_of(server.post_signed(body).await).await;
+    assert_eq!(again["id"], id.as_str());
+    assert_eq!(again["duplicate"], true);
+}

@@ -414,12 +414,14 @@ where
     if with_payload {
         query.push("c.payload, ");
     }
+    // A scalar lookup, not EXISTS: PostgreSQL would turn an EXISTS here into
+    // a hash of all the user's views, built before the first row of a page.
     query.push(
-        "EXISTS (SELECT 1 FROM llm_callback_views v
-                        WHERE v.callback_id = c.id AND v.admin_user_id = ",
+        "(SELECT 1 FROM llm_callback_views v
+           WHERE v.callback_id = c.id AND v.admin_user_id = ",
     );
     query.push_bind(user);
-    query.push(") AS viewed FROM llm_callbacks c WHERE 1 = 1");
+    query.push(") IS NOT NULL AS viewed FROM llm_callbacks c WHERE 1 = 1");
     if let Some(event_type) = filter.event_type.as_deref().filter(|v| !v.is_empty()) {
         query
             .push(" AND c.event_type = ")

@@ -539,6 +539,35 @@ mod tests {
         assert_eq!(seen.len(), 6 * PER_TASK, "a callback was skipped");
     }
 
+    /// An update that does not set `updated_at` itself still moves it (a
+    /// trigger on both backends), so no edit leaves a stale time behind.
+    #[tokio::test]
+    async fn updates_that_do_not_set_updated_at_still_move_it() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let stored = store.insert_callback(callback("touched")).await.unwrap();
+        let before = store
+            .callback_detail(Uuid::now_v7(), stored.id)
+            .await
+            .unwrap()
+            .unwrap();
+        on_db!(store.db(), |pool, dialect| {
+            sqlx::query("UPDATE llm_callbacks SET status = 'failed' WHERE id = $1")
+                .bind(stored.id)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let after = store
+            .callback_detail(Uuid::now_v7(), stored.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.status, "failed");
+        assert!(after.updated_at > before.updated_at, "{after:?}");
+        assert_eq!(after.created_at, before.created_at);
+    }
+
     #[tokio::test]
     async fn unknown_database_urls_are_refused_with_a_clear_message() {
         let Err(err) = Store::open("mysql://localhost/inbox").await else {

@@ -279,12 +279,14 @@ macro_rules! write_jobs {
                 Job::Callback {
                     callback, audit, ..
                 } => {
-                    let outcome = upsert_callback!(&mut *tx, $dialect, callback, position);
+                    let audit = audit.as_deref();
+                    let (outcome, audited) =
+                        upsert_callback!(&mut *tx, $dialect, callback, position, audit);
                     if !outcome.duplicate {
                         head = head.max(Some(outcome.feed_seq));
                         position = position.map(|_| outcome.feed_seq);
                     }
-                    if let Some(audit) = audit {
+                    if let Some(audit) = audit.filter(|_| !audited) {
                         let mut record = audit.record.clone();
                         record.outcome = if !record.authenticated {
                             DeliveryOutcome::StoredUnsigned
@@ -327,13 +329,15 @@ macro_rules! write_jobs {
 }
 
 /// Inserts a callback or counts one more delivery of it; evaluates to its
-/// [`InsertOutcome`]. SQLite's insert takes the next position from
+/// [`InsertOutcome`] and whether its audit row was written too (PostgreSQL
+/// writes both in one statement, one round trip instead of two). SQLite's insert takes the next position from
 /// `feed_head` (a trigger moves the head). PostgreSQL's writer holds the
 /// head row locked for the whole batch and passes `$position + 1` itself,
 /// moving the head once per batch: one update per commit instead of one per
 /// callback, since every update of a row leaves a version behind.
 macro_rules! upsert_callback {
-    ($connection:expr, $dialect:expr, $callback:expr, $position:expr) => {{
+    ($connection:expr, $dialect:expr, $callback:expr, $position:expr, $audit:expr) => {{
+        let audit: Option<&AuditedRequest> = $audit;
         let callback: &NewCallback = $callback;
         let fields = &callback.fields;
         let postgres = $dialect == Dialect::Postgres;
@@ -391,20 +395,96 @@ macro_rules! upsert_callback {
             .bind(fields.status.as_str())
             .bind(text(&fields.error_message))
             .bind(DbTime(callback.received_at_us));
+        let mut audited = false;
         if let Some(position) = $position {
             query = query.bind(jsonb_text(&callback.payload)).bind(position + 1);
+            if let Some(audit) = audit {
+                // The audit row joins the insert as a data-modifying CTE.
+                audited = true;
+                let record = &audit.record;
+                query = sqlx::query(AUDITED_UPSERT_POSTGRES)
+                    .bind(callback.id)
+                    .bind(pg_text(callback.callback_id.as_str()).into_owned())
+                    .bind(callback.signature_valid)
+                    .bind(callback.signature_scheme.map(|s| s.as_str()))
+                    .bind(callback.signature_scheme.map(|s| s.header_name()))
+                    .bind(callback.verified_at_us.map(DbTime))
+                    .bind(&callback.payload)
+                    .bind(pg_text(&fields.payload_preview).into_owned())
+                    .bind(text(&fields.external_job_id))
+                    .bind(text(&fields.workflow_name))
+                    .bind(text(&fields.event_type))
+                    .bind(fields.status.as_str())
+                    .bind(text(&fields.error_message))
+                    .bind(DbTime(callback.received_at_us))
+                    .bind(jsonb_text(&callback.payload))
+                    .bind(position + 1)
+                    .bind(DbTime(record.received_at_us))
+                    .bind(
+                        record
+                            .request_id
+                            .as_deref()
+                            .map(|v| pg_text(v).into_owned()),
+                    )
+                    .bind(record.authenticated)
+                    .bind(i32::from(record.http_status))
+                    .bind(i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX))
+                    .bind(record.body_bytes)
+                    .bind(
+                        record
+                            .remote_addr
+                            .as_deref()
+                            .map(|v| pg_text(v).into_owned()),
+                    )
+                    .bind(
+                        record
+                            .callback_id
+                            .as_ref()
+                            .map(|id| pg_text(id.as_str()).into_owned()),
+                    )
+                    .bind(record.signature_scheme.map(|s| s.as_str()))
+                    .bind(record.count)
+                    .bind(&record.secret_label);
+            }
         }
         let row = query.fetch_one($connection).await?;
         let id: Uuid = row.try_get(0)?;
         let delivery_count: i64 = row.try_get(1)?;
-        InsertOutcome {
+        let outcome = InsertOutcome {
             id,
             duplicate: id != callback.id,
             delivery_count,
             feed_seq: row.try_get(2)?,
-        }
+        };
+        (outcome, audited)
     }};
 }
+
+/// PostgreSQL's insert of a callback with its audit row (`$17`…): the
+/// row's outcome follows from whether the insert met an existing callback.
+const AUDITED_UPSERT_POSTGRES: &str = "
+    WITH stored AS (
+        INSERT INTO llm_callbacks AS c (
+            id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+            payload, payload_preview, external_job_id, workflow_name, event_type, status,
+            error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                $15::text::jsonb, $16)
+        ON CONFLICT (callback_id) DO UPDATE
+            SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
+        RETURNING id, delivery_count, feed_seq
+    ), audit AS (
+        INSERT INTO webhook_deliveries (
+            received_at, request_id, outcome, http_status, processing_us, body_bytes,
+            remote_addr, callback_id, llm_callback_id, signature_scheme, count, secret_label)
+        SELECT $17, $18,
+               CASE WHEN NOT $19 THEN 'stored_unsigned'
+                    WHEN stored.id <> $1 THEN 'duplicate'
+                    ELSE 'accepted' END,
+               $20, $21, $22, $23, $24, stored.id, $25, $26, $27
+        FROM stored
+    )
+    SELECT id, delivery_count, feed_seq FROM stored";
 
 /// The payload for the jsonb column, or None when jsonb cannot hold it:
 /// jsonb refuses `\u0000`, which a JSON string may contain. (A false
