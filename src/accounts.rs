@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::store::{DbTime, Dialect, Store, StoreError, StoreRow, on_db, pg_text};
+use crate::store::{DbTime, Dialect, Store, StoreError, StoreRow, on_db};
 
 /// Shortest password accepted. Length is what makes passwords strong; there
 /// are no composition rules.
@@ -432,20 +432,12 @@ pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     }
 }
 
-/// Text as bound for `dialect`: PostgreSQL's `text` cannot hold U+0000 (see
-/// [`pg_text`]); SQLite gets it unchanged.
-pub(crate) fn bind_text(dialect: Dialect, text: &str) -> String {
-    match dialect {
-        Dialect::Sqlite => text.to_owned(),
-        Dialect::Postgres => pg_text(text).into_owned(),
-    }
-}
-
-/// PostgreSQL advisory lock (transaction-scoped) that serializes sign-in
-/// reservations across nodes, as `BEGIN IMMEDIATE` does on SQLite: the
-/// count of earlier attempts and the insert of this one are one step. The
-/// key is the ASCII of "cbiLogin", a constant no other lock uses.
-const LOGIN_ATTEMPTS_LOCK: i64 = i64::from_be_bytes(*b"cbiLogin");
+/// PostgreSQL advisory lock (transaction-scoped) per throttle key: it
+/// serializes the sign-in reservations of one key across nodes, as `BEGIN
+/// IMMEDIATE` does on SQLite, so the count of earlier attempts and the
+/// insert of this one are one step.
+const LOGIN_KEY_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('callback-inbox:login:' || $1, 0))";
 
 /// PostgreSQL advisory lock (transaction-scoped) taken around the guarded
 /// UPDATE of the last-admin rule: under READ COMMITTED two concurrent
@@ -514,7 +506,7 @@ impl Store {
                  ON CONFLICT (lower(email)) DO NOTHING",
             ))
             .bind(id)
-            .bind(bind_text(dialect, &email))
+            .bind(dialect.text(&email))
             .bind(&hash.0)
             .bind(role.as_str())
             .bind(DbTime(now_us))
@@ -548,7 +540,7 @@ impl Store {
                  ON CONFLICT (lower(email)) DO NOTHING",
             ))
             .bind(Uuid::now_v7())
-            .bind(bind_text(dialect, &email))
+            .bind(dialect.text(&email))
             .bind(&hash.0)
             .bind(DbTime(now_us))
             .execute(pool)
@@ -572,7 +564,7 @@ impl Store {
                  WHERE lower(email) = lower($2)",
             )
             .bind(&hash.0)
-            .bind(bind_text(dialect, &email))
+            .bind(dialect.text(&email))
             .bind(DbTime(now_us))
             .execute(pool)
             .await?
@@ -604,7 +596,7 @@ impl Store {
                                     (SELECT count(*) FROM users
                                      WHERE role = 'admin' AND disabled = false) <= 1)",
                     )
-                    .bind(bind_text(dialect, &email))
+                    .bind(dialect.text(&email))
                     .bind(DbTime(now_us))
                 )
                 .rows_affected()
@@ -614,7 +606,7 @@ impl Store {
         } else {
             on_db!(self.db(), |pool, dialect| {
                 sqlx::query("UPDATE users SET disabled = false WHERE lower(email) = lower($1)")
-                    .bind(bind_text(dialect, &email))
+                    .bind(dialect.text(&email))
                     .execute(pool)
                     .await?
                     .rows_affected()
@@ -638,7 +630,7 @@ impl Store {
                                  WHERE role = 'admin' AND disabled = false) <= 1)",
                 )
                 .bind(role.as_str())
-                .bind(bind_text(dialect, &email))
+                .bind(dialect.text(&email))
             )
             .rows_affected()
         });
@@ -673,7 +665,7 @@ impl Store {
             let row = sqlx::query(&format!(
                 "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)"
             ))
-            .bind(bind_text(dialect, email.trim()))
+            .bind(dialect.text(email.trim()))
             .fetch_optional(pool)
             .await?;
             row.map(|row| {
@@ -728,7 +720,7 @@ impl Store {
     /// checked: the attempt counts as a failure from now on, so parallel
     /// guesses cannot all pass the check before any failure is recorded.
     /// The count and the insert are one atomic step: `BEGIN IMMEDIATE` on
-    /// SQLite, [`LOGIN_ATTEMPTS_LOCK`] on PostgreSQL (across all nodes).
+    /// SQLite, [`LOGIN_KEY_LOCK`] per key on PostgreSQL (across all nodes).
     /// Refused when any key already has `limits[i]` attempts since `since_us`.
     pub async fn reserve_login_attempt(
         &self,
@@ -744,10 +736,17 @@ impl Store {
                 }
                 Dialect::Postgres => {
                     let mut tx = sqlx::Connection::begin(&mut *connection).await?;
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                        .bind(LOGIN_ATTEMPTS_LOCK)
-                        .execute(&mut *tx)
-                        .await?;
+                    // One lock per throttle key, taken in a fixed order, so
+                    // sign-ins of different visitors do not wait for each
+                    // other and two reservations never deadlock.
+                    let mut sorted: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
+                    sorted.sort_unstable();
+                    for key in sorted {
+                        sqlx::query(LOGIN_KEY_LOCK)
+                            .bind(dialect.text(key))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     tx
                 }
             };
@@ -755,7 +754,7 @@ impl Store {
                 let count = sqlx::query_scalar::<_, i64>(
                     "SELECT count(*) FROM login_failures WHERE key = $1 AND failed_at > $2",
                 )
-                .bind(bind_text(dialect, key))
+                .bind(dialect.text(key))
                 .bind(DbTime(since_us))
                 .fetch_one(&mut *tx)
                 .await?;
@@ -770,7 +769,7 @@ impl Store {
                 let id = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO login_failures (key, failed_at) VALUES ($1, $2) RETURNING id",
                 )
-                .bind(bind_text(dialect, key))
+                .bind(dialect.text(key))
                 .bind(DbTime(now_us))
                 .fetch_one(&mut *tx)
                 .await?;
@@ -778,7 +777,7 @@ impl Store {
                 let count = sqlx::query_scalar::<_, i64>(
                     "SELECT count(*) FROM login_failures WHERE key = $1 AND failed_at > $2",
                 )
-                .bind(bind_text(dialect, key))
+                .bind(dialect.text(key))
                 .bind(DbTime(since_us))
                 .fetch_one(&mut *tx)
                 .await?;
@@ -803,6 +802,15 @@ impl Store {
     ) -> Result<(), AccountError> {
         on_db!(self.db(), |pool, dialect| {
             let mut tx = pool.begin().await?;
+            if dialect == Dialect::Postgres {
+                // Two sign-ins of one account from one address on two nodes
+                // would otherwise each delete its own row, then wait for
+                // the other's: a deadlock.
+                sqlx::query(LOGIN_KEY_LOCK)
+                    .bind(dialect.text(key))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for id in reserved {
                 sqlx::query("DELETE FROM login_failures WHERE id = $1")
                     .bind(id)
@@ -810,7 +818,7 @@ impl Store {
                     .await?;
             }
             sqlx::query("DELETE FROM login_failures WHERE key = $1 OR failed_at < $2")
-                .bind(bind_text(dialect, key))
+                .bind(dialect.text(key))
                 .bind(DbTime(older_than_us))
                 .execute(&mut *tx)
                 .await?;

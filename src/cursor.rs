@@ -49,6 +49,11 @@ impl FromStr for PollCursor {
         let malformed = || CursorError(text.chars().take(80).collect());
         let (micros, id) = text.split_once('.').ok_or_else(malformed)?;
         let created_at_us = micros.parse::<i64>().map_err(|_| malformed())?;
+        // Years 1 to 9999: every database can compare such a time (a forged
+        // cursor far outside them would fail PostgreSQL's statement).
+        if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&created_at_us) {
+            return Err(malformed());
+        }
         if id.len() != 32 {
             return Err(malformed());
         }

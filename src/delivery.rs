@@ -36,10 +36,12 @@ impl DeliveryId {
         Self::bounded("unverified", &genuine.0)
     }
 
-    /// `kind:rest`, or `kind-sha256:<hex>` of that when it would be too long.
+    /// `kind:rest`, or `kind-sha256:<hex>` of that when it would be too long
+    /// or hold U+0000 (which PostgreSQL's text cannot store, and replacing
+    /// it would merge distinct ids).
     fn bounded(kind: &str, rest: &str) -> Self {
         let id = format!("{kind}:{rest}");
-        if id.len() <= MAX_ID_BYTES {
+        if id.len() <= MAX_ID_BYTES && !id.contains('\0') {
             Self(id)
         } else {
             Self(format!("{kind}-sha256:{}", sha256_hex(id.as_bytes())))
@@ -246,6 +248,16 @@ mod tests {
         assert_ne!(b, c);
         let escaped = derive(None, json!({"job_id": "a%3Ab", "event": "c"}), None);
         assert_ne!(a, escaped);
+    }
+
+    #[test]
+    fn ids_with_a_nul_character_are_hashed() {
+        let id = DeliveryId::bounded("job", "a\0b:workflow.completed");
+        assert!(id.as_str().starts_with("job-sha256:"), "{id}");
+        assert_ne!(
+            id,
+            DeliveryId::bounded("job", "a\u{FFFD}b:workflow.completed")
+        );
     }
 
     #[test]

@@ -268,9 +268,8 @@ impl SecretRing {
         }
         let now_us = unix_micros(OffsetDateTime::now_utc());
         let mut fresh = None;
-        if store.generated_secrets(now_us).await?.is_empty() {
-            let secret = generate_secret();
-            store.add_generated_secret(&secret, now_us, 0).await?;
+        let secret = generate_secret();
+        if store.add_first_generated_secret(&secret, now_us).await? {
             fresh = Some(FreshSecret(secret));
         }
         let ring = Self::new(SecretSource::Generated, Vec::new());

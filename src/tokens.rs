@@ -12,7 +12,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, User, bind_text};
+use crate::accounts::{AccountError, User};
 use crate::store::{DbTime, Store, StoreError, StoreRow, on_db};
 
 /// Every token starts with this, so it is recognisable (in a secret
@@ -120,7 +120,7 @@ impl Store {
             )
             .bind(id)
             .bind(user.id)
-            .bind(bind_text(dialect, &name))
+            .bind(dialect.text(&name))
             .bind(hash_token(&token))
             .bind(DbTime(now_us))
             .execute(pool)
@@ -150,7 +150,7 @@ impl Store {
                  WHERE $1 IS NULL OR lower(u.email) = lower($1)
                  ORDER BY t.created_at, t.id",
             )
-            .bind(email.map(|email| bind_text(dialect, &email.trim().to_lowercase())))
+            .bind(email.map(|email| dialect.text(&email.trim().to_lowercase())))
             .fetch_all(pool)
             .await?;
             Ok(rows.iter().map(info_from_row).collect::<Result<_, _>>()?)

@@ -1,6 +1,7 @@
 DROP TABLE webhook_secrets;
 DROP TABLE webhook_deliveries;
 DROP TABLE llm_callbacks;
+DROP FUNCTION inbox_try_jsonb(text);
 DROP FUNCTION callback_count_track();
 DROP TABLE callback_count;
 DROP FUNCTION llm_callbacks_take_feed_position();

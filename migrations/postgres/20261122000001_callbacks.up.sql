@@ -12,8 +12,9 @@ CREATE TABLE llm_callbacks (
     -- need its bytes, which jsonb does not keep (key order, spacing,
     -- duplicate keys).
     payload          text        NOT NULL,
-    -- The same document as jsonb, for queries and indexes. NULL only when
-    -- jsonb cannot hold it (a \u0000 inside a string).
+    -- The same document as jsonb, for queries and indexes. NULL when jsonb
+    -- cannot hold it (a \u0000 in a string, a number beyond numeric's
+    -- range such as 1e-20000): see inbox_try_jsonb below.
     payload_json     jsonb,
     payload_preview  text        NOT NULL,
     external_job_id  text,
@@ -29,6 +30,16 @@ CREATE TABLE llm_callbacks (
 );
 
 CREATE INDEX llm_callbacks_created_at ON llm_callbacks (created_at, id);
+
+-- Valid JSON that jsonb refuses must not fail the insert of a callback.
+CREATE FUNCTION inbox_try_jsonb(body text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN body::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END;
+$$;
 CREATE INDEX llm_callbacks_external_job_id ON llm_callbacks (external_job_id);
 CREATE INDEX llm_callbacks_workflow_name ON llm_callbacks (workflow_name);
 CREATE INDEX llm_callbacks_event_type ON llm_callbacks (event_type);

@@ -29,7 +29,7 @@ CREATE INDEX llm_callback_views_admin ON llm_callback_views (admin_user_id, view
 -- Sign-in attempts, reserved before the password is checked.
 CREATE TABLE login_failures (
     id        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key       text        NOT NULL,         -- "email:<lowercased>" or "addr:<ip>"
+    key       text        NOT NULL,         -- "pair:<ip>|<email>" or "addr:<ip>"
     failed_at timestamptz NOT NULL
 );
 

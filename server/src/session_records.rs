@@ -24,11 +24,20 @@ impl SessionRecords {
                 records.migrate().await.map_err(|e| e.to_string())?;
                 Ok(Self::Sqlite(records))
             }
-            Db::Postgres(pool) => Ok(Self::Postgres(
-                PostgresStore::new(pool.clone())
-                    .with_schema_name("public")?
-                    .with_table_name("tower_sessions")?,
-            )),
+            Db::Postgres(pool) => {
+                // The migrations made the table in the connection's first
+                // schema, whichever its search_path names.
+                let schema: String =
+                    tower_sessions_sqlx_store::sqlx::query_scalar("SELECT current_schema()")
+                        .fetch_one(pool)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                Ok(Self::Postgres(
+                    PostgresStore::new(pool.clone())
+                        .with_schema_name(schema)?
+                        .with_table_name("tower_sessions")?,
+                ))
+            }
         }
     }
 }

@@ -569,16 +569,45 @@ async fn a_nul_escape_in_the_payload_is_stored_and_readable() {
     .await;
     assert_eq!(detail["payload_text"], body, "the body byte for byte");
     assert_eq!(detail["payload"]["job_id"], "nul\u{0}job");
-    let history = server
-        .call(
-            "/api/callbacks/history",
-            Some(&cookie),
-            &[("q", "nul\u{0}job")],
-        )
-        .await;
-    assert_eq!(history.status(), 200);
+    let history = json_of(
+        server
+            .call(
+                "/api/callbacks/history",
+                Some(&cookie),
+                &[("q", "nul\u{0}job")],
+            )
+            .await,
+    )
+    .await;
+    let found: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [id.as_str()], "searching for the job id finds it");
     // A retry is still recognised as the same callback.
     let again = json_of(server.post_signed(body).await).await;
     assert_eq!(again["id"], id.as_str());
     assert_eq!(again["duplicate"], true);
+}
+
+/// A number serde_json reads (as 0) but PostgreSQL's numeric cannot hold:
+/// the callback is stored, exact, on both databases.
+#[tokio::test]
+async fn a_number_beyond_the_databases_range_is_stored_exactly() {
+    let server = TestServer::start().await;
+    let body = r#"{"job_id":"tiny-number","event":"workflow.completed","score":1e-20000}"#;
+    let response = server.post_signed(body).await;
+    assert_eq!(response.status(), 200);
+    let id = json_of(response).await["id"].as_str().unwrap().to_owned();
+    let cookie = server.login_admin().await;
+    let detail = json_of(
+        server
+            .call("/api/callbacks/detail", Some(&cookie), &[("id", &id)])
+            .await,
+    )
+    .await;
+    assert_eq!(detail["payload_text"], body);
+    assert_eq!(detail["external_job_id"], "tiny-number");
 }

@@ -43,6 +43,15 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// Text as bound for this dialect: PostgreSQL's `text` cannot hold
+    /// U+0000 (see [`pg_text`]); SQLite gets it unchanged.
+    pub fn text(self, text: &str) -> String {
+        match self {
+            Self::Sqlite => text.to_owned(),
+            Self::Postgres => pg_text(text).into_owned(),
+        }
+    }
+
     /// The statement text for this dialect.
     pub fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db, pg_text};
+use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db};
 use crate::cursor::{FeedCursor, PollCursor};
 use crate::dto::{
     CallbackDetail, CallbackSummary, CallbackViewer, HistoryFilter, HistoryItem, HistoryPage,
@@ -45,6 +45,11 @@ pub(super) fn micros_of(at: OffsetDateTime) -> i64 {
 /// How far back a client without a cursor looks for its newest unviewed
 /// callbacks.
 pub const BACKLOG_WINDOW: i64 = 10_000;
+
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_foreign_key_violation())
+}
 
 fn summary_of(row: &impl StoreRow) -> Result<CallbackSummary, sqlx::Error> {
     Ok(CallbackSummary {
@@ -248,7 +253,7 @@ impl Store {
     /// Returns false when the callback does not exist.
     pub async fn mark_viewed(&self, user: Uuid, id: Uuid, now_us: i64) -> Result<bool, StoreError> {
         on_db!(self.db(), |pool, dialect| {
-            let result = sqlx::query(
+            let result = match sqlx::query(
                 "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
                  SELECT id, $2, $3 FROM llm_callbacks WHERE id = $1
                  ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
@@ -257,7 +262,13 @@ impl Store {
             .bind(user)
             .bind(DbTime(now_us))
             .execute(pool)
-            .await?;
+            .await
+            {
+                Ok(result) => result,
+                // Deleted (retention) between the select and the insert.
+                Err(err) if is_foreign_key_violation(&err) => return Ok(false),
+                Err(err) => return Err(err.into()),
+            };
             if result.rows_affected() > 0 {
                 return Ok(true);
             }
@@ -289,7 +300,8 @@ impl Store {
 
     /// Callbacks `user` has not viewed.
     pub async fn unread_count(&self, user: Uuid) -> Result<i64, StoreError> {
-        // Kept by triggers (migration 3): constant time at any table size.
+        // The total is kept by triggers (a lookup at any table size); the
+        // views are counted from the user's index entries.
         let (total, viewed): (i64, i64) = on_db!(self.db(), |pool, dialect| {
             sqlx::query_as(
                 "SELECT (SELECT total FROM callback_count WHERE id = 1),
@@ -425,12 +437,12 @@ where
     if let Some(event_type) = filter.event_type.as_deref().filter(|v| !v.is_empty()) {
         query
             .push(" AND c.event_type = ")
-            .push_bind(pg_text(event_type).into_owned());
+            .push_bind(dialect.text(event_type));
     }
     if let Some(workflow) = filter.workflow_name.as_deref().filter(|v| !v.is_empty()) {
         query
             .push(" AND c.workflow_name = ")
-            .push_bind(pg_text(workflow).into_owned());
+            .push_bind(dialect.text(workflow));
     }
     if let Some(valid) = filter.signature_valid {
         query.push(" AND c.signature_valid = ").push_bind(valid);
@@ -455,8 +467,9 @@ where
             .push_bind(DbTime(micros_of(to)));
     }
     if let Some(text) = filter.q.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&pg_text(text)));
-        // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same.
+        let pattern = format!("%{}%", escape_like(&dialect.text(text)));
+        // Case-blind on both: SQLite's LIKE folds ASCII letters, PostgreSQL's
+        // ILIKE folds every letter its locale knows.
         let like = dialect.pick(" LIKE ", " ILIKE ");
         query
             .push(" AND (c.external_job_id")

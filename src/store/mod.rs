@@ -71,6 +71,10 @@ pub enum StoreError {
         "unsupported DATABASE_URL {0:?}: use sqlite://path/to/file.db or postgres://user@host/database"
     )]
     UnsupportedUrl(String),
+    #[error(
+        "the PostgreSQL database uses the {0} encoding; callbacks need UTF8: create it with `createdb -E UTF8 -T template0 …`"
+    )]
+    NotUtf8(String),
     #[error("the database writer has stopped")]
     WriterStopped,
 }
@@ -227,6 +231,12 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options.clone())
                     .await?;
+                let encoding: String = sqlx::query_scalar("SHOW server_encoding")
+                    .fetch_one(&pool)
+                    .await?;
+                if encoding != "UTF8" {
+                    return Err(StoreError::NotUtf8(encoding));
+                }
                 // Nodes starting together: sqlx holds an advisory lock while
                 // it migrates, so one applies and the others find it done.
                 POSTGRES_MIGRATOR.run(&pool).await?;
@@ -349,9 +359,40 @@ impl Store {
         })
     }
 
+    /// The first generated secret: added only when no valid one exists, as
+    /// one step, so that of several nodes starting together on an empty
+    /// database exactly one adds it (and prints it). True when this call did.
+    pub async fn add_first_generated_secret(
+        &self,
+        secret: &str,
+        now_us: i64,
+    ) -> Result<bool, StoreError> {
+        on_db!(&self.db, |pool, dialect| {
+            let mut tx = pool.begin().await?;
+            if dialect == Dialect::Postgres {
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('callback-inbox:secrets', 0))",
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            // One statement: atomic on SQLite; under the lock on PostgreSQL.
+            let added = sqlx::query(
+                "INSERT INTO webhook_secrets (secret, created_at)
+                 SELECT $1, $2 WHERE NOT EXISTS (
+                     SELECT 1 FROM webhook_secrets WHERE expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(secret)
+            .bind(DbTime(now_us))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(added == 1)
+        })
+    }
+
     /// Adds a generated secret; the ones still open expire after `grace_us`.
-    /// Two nodes starting on an empty PostgreSQL at once each add one: the
-    /// ring then holds both, and each node verifies with both.
     pub async fn add_generated_secret(
         &self,
         secret: &str,
@@ -377,8 +418,16 @@ impl Store {
 
 fn target(database_url: &str) -> Result<Target, StoreError> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        // A node that freezes or loses its network inside a transaction
+        // would hold the feed's lock for every node: the server ends such a
+        // transaction after 15 s, and no statement waits forever.
         let options = PgConnectOptions::from_str(database_url)?
             .application_name("callback-inbox")
+            .options([
+                ("idle_in_transaction_session_timeout", "15s"),
+                ("lock_timeout", "20s"),
+                ("statement_timeout", "60s"),
+            ])
             .disable_statement_logging();
         return Ok(Target::Postgres(options));
     }

@@ -7,7 +7,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 
 use super::dashboard::{history_item, history_query, micros_of, time_of};
-use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db, pg_text};
+use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db};
 use crate::cursor::{DeliveryCursor, PollCursor};
 use crate::dto::{
     DeliveryBucket, DeliveryFilter, DeliveryItem, DeliveryPage, DeliverySummary, HistoryFilter,
@@ -137,7 +137,7 @@ where
     if let Some(outcome) = filter.outcome.as_deref().filter(|o| !o.is_empty()) {
         query
             .push(" AND outcome = ")
-            .push_bind(pg_text(outcome).into_owned());
+            .push_bind(dialect.text(outcome));
     }
     if let Some(from) = filter.from {
         query
@@ -389,6 +389,15 @@ impl Store {
             loop {
                 let batch_started = std::time::Instant::now();
                 let mut tx = pool.begin().await?;
+                if dialect == Dialect::Postgres {
+                    // Taken before any row, as the writers of every node do:
+                    // a retry of an old callback being deleted here then waits
+                    // for this batch instead of deadlocking with it over the
+                    // callback count.
+                    sqlx::query("SELECT seq FROM feed_head WHERE id = 1 FOR UPDATE")
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let views = sqlx::query(
                     "DELETE FROM llm_callback_views WHERE callback_id IN
                        (SELECT id FROM llm_callbacks WHERE created_at < $1 ORDER BY created_at LIMIT $2)",

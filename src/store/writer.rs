@@ -43,11 +43,18 @@ impl WriterConnection {
         let Self::Postgres(connection, options) = self else {
             return;
         };
-        if connection.ping().await.is_ok() {
+        let patience = std::time::Duration::from_secs(5);
+        if matches!(
+            tokio::time::timeout(patience, connection.ping()).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
         for attempt in 1..=RECONNECT_ATTEMPTS {
-            match options.connect().await {
+            match tokio::time::timeout(patience, options.connect())
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            {
                 Ok(fresh) => {
                     tracing::warn!(
                         attempt,
@@ -360,13 +367,13 @@ macro_rules! upsert_callback {
              ON CONFLICT (callback_id) DO UPDATE
                  SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
              RETURNING id, delivery_count, feed_seq",
-            // $15 is the jsonb copy, $16 the position.
+            // $15 is the position.
             "INSERT INTO llm_callbacks AS c (
                  id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
                  payload, payload_preview, external_job_id, workflow_name, event_type, status,
                  error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                     $15::text::jsonb, $16)
+                     inbox_try_jsonb($7), $15)
              ON CONFLICT (callback_id) DO UPDATE
                  SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
              RETURNING id, delivery_count, feed_seq",
@@ -397,7 +404,7 @@ macro_rules! upsert_callback {
             .bind(DbTime(callback.received_at_us));
         let mut audited = false;
         if let Some(position) = $position {
-            query = query.bind(jsonb_text(&callback.payload)).bind(position + 1);
+            query = query.bind(position + 1);
             if let Some(audit) = audit {
                 // The audit row joins the insert as a data-modifying CTE.
                 audited = true;
@@ -417,7 +424,6 @@ macro_rules! upsert_callback {
                     .bind(fields.status.as_str())
                     .bind(text(&fields.error_message))
                     .bind(DbTime(callback.received_at_us))
-                    .bind(jsonb_text(&callback.payload))
                     .bind(position + 1)
                     .bind(DbTime(record.received_at_us))
                     .bind(
@@ -450,17 +456,22 @@ macro_rules! upsert_callback {
         let row = query.fetch_one($connection).await?;
         let id: Uuid = row.try_get(0)?;
         let delivery_count: i64 = row.try_get(1)?;
+        let feed_seq: i64 = row.try_get(2)?;
         let outcome = InsertOutcome {
             id,
-            duplicate: id != callback.id,
+            // On PostgreSQL, a row that exists under this very id but not at
+            // the position just given was committed by an earlier attempt
+            // (a commit whose answer was lost): a duplicate as well.
+            duplicate: id != callback.id
+                || $position.is_some_and(|position: i64| feed_seq != position + 1),
             delivery_count,
-            feed_seq: row.try_get(2)?,
+            feed_seq,
         };
         (outcome, audited)
     }};
 }
 
-/// PostgreSQL's insert of a callback with its audit row (`$17`…): the
+/// PostgreSQL's insert of a callback with its audit row (`$16`…): the
 /// row's outcome follows from whether the insert met an existing callback.
 const AUDITED_UPSERT_POSTGRES: &str = "
     WITH stored AS (
@@ -469,7 +480,7 @@ const AUDITED_UPSERT_POSTGRES: &str = "
             payload, payload_preview, external_job_id, workflow_name, event_type, status,
             error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                $15::text::jsonb, $16)
+                inbox_try_jsonb($7), $15)
         ON CONFLICT (callback_id) DO UPDATE
             SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
         RETURNING id, delivery_count, feed_seq
@@ -477,21 +488,14 @@ const AUDITED_UPSERT_POSTGRES: &str = "
         INSERT INTO webhook_deliveries (
             received_at, request_id, outcome, http_status, processing_us, body_bytes,
             remote_addr, callback_id, llm_callback_id, signature_scheme, count, secret_label)
-        SELECT $17, $18,
-               CASE WHEN NOT $19 THEN 'stored_unsigned'
+        SELECT $16, $17,
+               CASE WHEN NOT $18 THEN 'stored_unsigned'
                     WHEN stored.id <> $1 THEN 'duplicate'
                     ELSE 'accepted' END,
-               $20, $21, $22, $23, $24, stored.id, $25, $26, $27
+               $19, $20, $21, $22, $23, stored.id, $24, $25, $26
         FROM stored
     )
     SELECT id, delivery_count, feed_seq FROM stored";
-
-/// The payload for the jsonb column, or None when jsonb cannot hold it:
-/// jsonb refuses `\u0000`, which a JSON string may contain. (A false
-/// positive, an escaped backslash before `u0000`, only leaves the copy out.)
-fn jsonb_text(payload: &str) -> Option<&str> {
-    (!payload.contains("\\u0000")).then_some(payload)
-}
 
 /// Inserts an audit row, or adds an aggregated count to its row.
 macro_rules! insert_delivery {
