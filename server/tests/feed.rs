@@ -5,13 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use inbox_core::signature::{WebhookSecret, sign_hex};
 use serde_json::Value;
-use support::{SECRET, TestServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-const ENDPOINT: &str = "/api/webhooks/llm-callback";
+use support::TestServer;
+use support::live::{EventStream, SlowSender};
 
 async fn poll(server: &TestServer, cookie: &str, after: Option<&str>) -> Value {
     let mut fields = vec![("limit", "100")];
@@ -34,42 +30,6 @@ fn job_ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A signed callback whose body is sent in two halves: the request starts
-/// now, and commits only when [`SlowSender::finish`] sends the rest.
-struct SlowSender {
-    stream: TcpStream,
-    rest: Vec<u8>,
-}
-
-impl SlowSender {
-    async fn start(server: &TestServer, job: &str) -> Self {
-        let body = format!(r#"{{"job_id":"{job}","event":"workflow.completed"}}"#);
-        let signature = sign_hex(&WebhookSecret::parse(SECRET).unwrap(), body.as_bytes());
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        let head = format!(
-            "POST {ENDPOINT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Webhook-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let half = body.len() / 2;
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&body.as_bytes()[..half]).await.unwrap();
-        // Let the server start the request (and stamp its time) first.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        Self {
-            stream,
-            rest: body.as_bytes()[half..].to_vec(),
-        }
-    }
-
-    async fn finish(mut self) {
-        self.stream.write_all(&self.rest).await.unwrap();
-        let mut answer = Vec::new();
-        self.stream.read_to_end(&mut answer).await.unwrap();
-        let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
-}
-
 #[tokio::test]
 async fn a_callback_committed_after_a_quicker_one_is_still_polled() {
     let server = TestServer::start().await;
@@ -77,7 +37,7 @@ async fn a_callback_committed_after_a_quicker_one_is_still_polled() {
     let first = poll(&server, &cookie, None).await;
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
 
-    let slow = SlowSender::start(&server, "slow-a").await;
+    let slow = SlowSender::start(server.addr, "slow-a").await;
     assert_eq!(
         server
             .post_signed(r#"{"job_id":"quick-b","event":"workflow.completed"}"#)
@@ -158,70 +118,6 @@ async fn feed_cursors_are_checked_and_one_beyond_the_head_counts_as_the_head() {
 
 // --- the stream ---------------------------------------------------------------
 
-/// An open event stream and what it delivered so far.
-struct EventStream {
-    response: reqwest::Response,
-    seen: String,
-}
-
-impl EventStream {
-    async fn open(server: &TestServer, cookie: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = server
-            .client
-            .get(server.url("/api/callbacks/stream"))
-            .header("cookie", cookie)
-            .header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self {
-            response,
-            seen: String::new(),
-        }
-    }
-
-    /// Waits for the next `callback` event: (its id, its data).
-    async fn next_callback(&mut self) -> (String, Value) {
-        loop {
-            if let Some(end) = self.seen.find("\n\n") {
-                let block: String = self.seen.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|line| line.strip_prefix(name))
-                        .map(str::to_owned)
-                };
-                if field("event: ").as_deref() == Some("callback") {
-                    let data = serde_json::from_str(&field("data: ").unwrap()).unwrap();
-                    return (field("id: ").unwrap(), data);
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
-                .await
-                .expect("an event within 5 s")
-                .unwrap()
-                .expect("the stream stays open");
-            self.seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    /// Whether the server ends the stream within `limit`.
-    async fn ends_within(&mut self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
-                Err(_) => return false,
-                Ok(Ok(None)) | Ok(Err(_)) => return true,
-                Ok(Ok(Some(_))) => {}
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_stream_needs_a_session_and_a_well_formed_last_event_id() {
     let server = TestServer::start().await;
@@ -251,9 +147,9 @@ async fn the_stream_pushes_new_callbacks_in_commit_order() {
         .post_signed(r#"{"job_id":"before","event":"workflow.completed"}"#)
         .await;
     let cookie = server.login_admin().await;
-    let mut stream = EventStream::open(&server, &cookie, None).await;
+    let mut stream = EventStream::open(&server.client, &server.base, &cookie, None).await;
 
-    let slow = SlowSender::start(&server, "slow-a").await;
+    let slow = SlowSender::start(server.addr, "slow-a").await;
     server
         .post_signed(r#"{"job_id":"quick-b","event":"workflow.completed"}"#)
         .await;
@@ -269,7 +165,7 @@ async fn the_stream_pushes_new_callbacks_in_commit_order() {
 async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
     let server = TestServer::start().await;
     let cookie = server.login_admin().await;
-    let mut stream = EventStream::open(&server, &cookie, None).await;
+    let mut stream = EventStream::open(&server.client, &server.base, &cookie, None).await;
     server
         .post_signed(r#"{"job_id":"one","event":"workflow.completed"}"#)
         .await;
@@ -283,7 +179,7 @@ async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
             ))
             .await;
     }
-    let mut stream = EventStream::open(&server, &cookie, Some(&last_id)).await;
+    let mut stream = EventStream::open(&server.client, &server.base, &cookie, Some(&last_id)).await;
     let (_, two) = stream.next_callback().await;
     let (_, three) = stream.next_callback().await;
     assert_eq!(two["callback_id"], "job:two:workflow.completed");
@@ -299,7 +195,7 @@ async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
 async fn the_stream_skips_what_this_user_viewed_and_ends_with_the_session() {
     let server = TestServer::start().await;
     let cookie = server.login_admin().await;
-    let mut stream = EventStream::open(&server, &cookie, Some("feed-0")).await;
+    let mut stream = EventStream::open(&server.client, &server.base, &cookie, Some("feed-0")).await;
     let viewed: Value = server
         .post_signed(r#"{"job_id":"viewed","event":"workflow.completed"}"#)
         .await

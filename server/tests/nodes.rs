@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use inbox_core::signature::{WebhookSecret, sign_hex};
 use serde_json::Value;
 use sqlx::Connection;
+use support::live::{EventStream, SlowSender};
 use support::{
     ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, ServerProcess, TestBackend, TestDatabase, session_cookie,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const ENDPOINT: &str = "/api/webhooks/llm-callback";
 
@@ -113,54 +112,6 @@ fn body(job: &str) -> String {
     format!(r#"{{"job_id":"{job}","event":"workflow.completed"}}"#)
 }
 
-/// Reads `callback` events of an open stream.
-struct EventStream {
-    response: reqwest::Response,
-    seen: String,
-}
-
-impl EventStream {
-    async fn open(node: &Node, cookie: &str) -> Self {
-        let response = node
-            .client
-            .get(node.url("/api/callbacks/stream"))
-            .header("cookie", cookie)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        Self {
-            response,
-            seen: String::new(),
-        }
-    }
-
-    /// The next callback event's data, waiting at most `limit`.
-    async fn next_callback(&mut self, limit: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(end) = self.seen.find("\n\n") {
-                let block: String = self.seen.drain(..end + 2).collect();
-                if block.lines().any(|line| line == "event: callback") {
-                    let data = block
-                        .lines()
-                        .find_map(|line| line.strip_prefix("data: "))
-                        .unwrap();
-                    return serde_json::from_str(data).unwrap();
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .expect("a callback event in time")
-                .unwrap()
-                .expect("the stream stays open");
-            self.seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_webhook_to_node_a_appears_in_node_bs_poll_and_stream() {
     let (_database, a, b) = two_nodes().await;
@@ -169,13 +120,13 @@ async fn a_webhook_to_node_a_appears_in_node_bs_poll_and_stream() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut stream = EventStream::open(&b, &cookie).await;
+    let mut stream = EventStream::open(&b.client, &b.process.base, &cookie, None).await;
     // Let the stream read the head before the callback arrives.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     assert_eq!(a.post_signed(&body("from-a")).await.status(), 200);
     let sent = Instant::now();
-    let event = stream.next_callback(Duration::from_secs(5)).await;
+    let event = stream.next_callback_within(Duration::from_secs(5)).await.1;
     let latency = sent.elapsed();
     assert_eq!(event["callback_id"], "job:from-a:workflow.completed");
     assert!(
@@ -268,22 +219,6 @@ async fn concurrent_retries_spread_over_both_nodes_store_one_row_with_every_deli
     assert_eq!(accepted, RETRIERS as i64);
 }
 
-/// A signed callback whose body is sent in two halves.
-async fn start_slow(node: &Node, job: &str) -> (TcpStream, Vec<u8>) {
-    let body = body(job);
-    let signature = sign_hex(&WebhookSecret::parse(SECRET).unwrap(), body.as_bytes());
-    let mut stream = TcpStream::connect(node.process.addr).await.unwrap();
-    let head = format!(
-        "POST {ENDPOINT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Webhook-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let half = body.len() / 2;
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body.as_bytes()[..half]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    (stream, body.as_bytes()[half..].to_vec())
-}
-
 #[tokio::test]
 async fn a_slow_body_on_node_a_committed_after_a_quick_one_on_node_b_is_still_polled() {
     let (_database, a, b) = two_nodes().await;
@@ -291,16 +226,13 @@ async fn a_slow_body_on_node_a_committed_after_a_quick_one_on_node_b_is_still_po
     let (_, fresh) = b.call("/api/callbacks/poll", &cookie, &[]).await;
     let cursor = fresh["next_cursor"].as_str().unwrap().to_owned();
 
-    let (mut slow, rest) = start_slow(&a, "slow-on-a").await;
+    let slow = SlowSender::start(a.process.addr, "slow-on-a").await;
     assert_eq!(b.post_signed(&body("quick-on-b")).await.status(), 200);
     let page = b.poll(&cookie, &cursor).await;
     assert_eq!(callback_ids(&page), ["job:quick-on-b:workflow.completed"]);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
 
-    slow.write_all(&rest).await.unwrap();
-    let mut answer = Vec::new();
-    slow.read_to_end(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    slow.finish().await;
     let page = b.poll(&cookie, &cursor).await;
     assert_eq!(
         callback_ids(&page),
@@ -389,7 +321,7 @@ async fn sign_in_limits_hold_across_nodes() {
 async fn the_stream_keeps_up_when_the_notification_connection_drops() {
     let (database, a, b) = two_nodes().await;
     let cookie = b.login_admin().await;
-    let mut stream = EventStream::open(&b, &cookie).await;
+    let mut stream = EventStream::open(&b.client, &b.process.base, &cookie, None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // End every node's LISTEN connection, as a network blip or a restarted
@@ -405,7 +337,7 @@ async fn the_stream_keeps_up_when_the_notification_connection_drops() {
     assert_eq!(ended, 2, "one listening connection per node");
 
     assert_eq!(a.post_signed(&body("after-the-drop")).await.status(), 200);
-    let event = stream.next_callback(Duration::from_secs(3)).await;
+    let event = stream.next_callback_within(Duration::from_secs(3)).await.1;
     assert_eq!(
         event["callback_id"],
         "job:after-the-drop:workflow.completed"
@@ -415,7 +347,7 @@ async fn the_stream_keeps_up_when_the_notification_connection_drops() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(a.post_signed(&body("listening-again")).await.status(), 200);
     let sent = Instant::now();
-    let event = stream.next_callback(Duration::from_secs(3)).await;
+    let event = stream.next_callback_within(Duration::from_secs(3)).await.1;
     assert_eq!(
         event["callback_id"],
         "job:listening-again:workflow.completed"

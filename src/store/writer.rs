@@ -18,7 +18,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::backend::{DbTime, Dialect, pg_text};
+use super::backend::{DbTime, Dialect};
 use super::feed_listener::FEED_CHANNEL;
 use super::{
     AuditedRequest, DeliveryOutcome, DeliveryRecord, InsertOutcome, NewCallback, StoreError,
@@ -347,111 +347,69 @@ macro_rules! upsert_callback {
         let audit: Option<&AuditedRequest> = $audit;
         let callback: &NewCallback = $callback;
         let fields = &callback.fields;
-        let postgres = $dialect == Dialect::Postgres;
-        let text = |value: &Option<String>| {
-            value.as_deref().map(|v| {
-                if postgres {
-                    pg_text(v).into_owned()
-                } else {
-                    v.to_owned()
-                }
-            })
-        };
-        let sql = $dialect.pick(
-            "INSERT INTO llm_callbacks (
-                 id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
-                 payload, payload_preview, external_job_id, workflow_name, event_type, status,
-                 error_message, delivery_count, created_at, updated_at, feed_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                     (SELECT seq + 1 FROM feed_head WHERE id = 1))
-             ON CONFLICT (callback_id) DO UPDATE
-                 SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
-             RETURNING id, delivery_count, feed_seq",
-            // $15 is the position.
-            "INSERT INTO llm_callbacks AS c (
-                 id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
-                 payload, payload_preview, external_job_id, workflow_name, event_type, status,
-                 error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                     inbox_try_jsonb($7), $15)
-             ON CONFLICT (callback_id) DO UPDATE
-                 SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
-             RETURNING id, delivery_count, feed_seq",
-        );
-        let callback_id = if postgres {
-            pg_text(callback.callback_id.as_str()).into_owned()
+        let dialect: Dialect = $dialect;
+        let text = |value: &Option<String>| value.as_deref().map(|v| dialect.text(v));
+        // On PostgreSQL the audit row joins the insert as a data-modifying
+        // CTE: one round trip instead of two.
+        let audited = $position.is_some() && audit.is_some();
+        let sql = if audited {
+            AUDITED_UPSERT_POSTGRES
         } else {
-            callback.callback_id.as_str().to_owned()
+            dialect.pick(
+                "INSERT INTO llm_callbacks (
+                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+                     payload, payload_preview, external_job_id, workflow_name, event_type, status,
+                     error_message, delivery_count, created_at, updated_at, feed_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                         (SELECT seq + 1 FROM feed_head WHERE id = 1))
+                 ON CONFLICT (callback_id) DO UPDATE
+                     SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
+                 RETURNING id, delivery_count, feed_seq",
+                // $15 is the position.
+                "INSERT INTO llm_callbacks AS c (
+                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+                     payload, payload_preview, external_job_id, workflow_name, event_type, status,
+                     error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                         inbox_try_jsonb($7), $15)
+                 ON CONFLICT (callback_id) DO UPDATE
+                     SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
+                 RETURNING id, delivery_count, feed_seq",
+            )
         };
         let mut query = sqlx::query(sql)
             .bind(callback.id)
-            .bind(callback_id)
+            .bind(dialect.text(callback.callback_id.as_str()))
             .bind(callback.signature_valid)
             .bind(callback.signature_scheme.map(|s| s.as_str()))
             .bind(callback.signature_scheme.map(|s| s.header_name()))
             .bind(callback.verified_at_us.map(DbTime))
             .bind(&callback.payload)
-            .bind(if postgres {
-                pg_text(&fields.payload_preview).into_owned()
-            } else {
-                fields.payload_preview.clone()
-            })
+            .bind(dialect.text(&fields.payload_preview))
             .bind(text(&fields.external_job_id))
             .bind(text(&fields.workflow_name))
             .bind(text(&fields.event_type))
             .bind(fields.status.as_str())
             .bind(text(&fields.error_message))
             .bind(DbTime(callback.received_at_us));
-        let mut audited = false;
         if let Some(position) = $position {
             query = query.bind(position + 1);
-            if let Some(audit) = audit {
-                // The audit row joins the insert as a data-modifying CTE.
-                audited = true;
-                let record = &audit.record;
-                query = sqlx::query(AUDITED_UPSERT_POSTGRES)
-                    .bind(callback.id)
-                    .bind(pg_text(callback.callback_id.as_str()).into_owned())
-                    .bind(callback.signature_valid)
-                    .bind(callback.signature_scheme.map(|s| s.as_str()))
-                    .bind(callback.signature_scheme.map(|s| s.header_name()))
-                    .bind(callback.verified_at_us.map(DbTime))
-                    .bind(&callback.payload)
-                    .bind(pg_text(&fields.payload_preview).into_owned())
-                    .bind(text(&fields.external_job_id))
-                    .bind(text(&fields.workflow_name))
-                    .bind(text(&fields.event_type))
-                    .bind(fields.status.as_str())
-                    .bind(text(&fields.error_message))
-                    .bind(DbTime(callback.received_at_us))
-                    .bind(position + 1)
-                    .bind(DbTime(record.received_at_us))
-                    .bind(
-                        record
-                            .request_id
-                            .as_deref()
-                            .map(|v| pg_text(v).into_owned()),
-                    )
-                    .bind(record.authenticated)
-                    .bind(i32::from(record.http_status))
-                    .bind(i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX))
-                    .bind(record.body_bytes)
-                    .bind(
-                        record
-                            .remote_addr
-                            .as_deref()
-                            .map(|v| pg_text(v).into_owned()),
-                    )
-                    .bind(
-                        record
-                            .callback_id
-                            .as_ref()
-                            .map(|id| pg_text(id.as_str()).into_owned()),
-                    )
-                    .bind(record.signature_scheme.map(|s| s.as_str()))
-                    .bind(record.count)
-                    .bind(&record.secret_label);
-            }
+        }
+        if let Some(audit) = audit.filter(|_| audited) {
+            let record = &audit.record;
+            let text = |value: Option<&str>| value.map(|v| dialect.text(v));
+            query = query
+                .bind(DbTime(record.received_at_us))
+                .bind(text(record.request_id.as_deref()))
+                .bind(record.authenticated)
+                .bind(i32::from(record.http_status))
+                .bind(i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX))
+                .bind(record.body_bytes)
+                .bind(text(record.remote_addr.as_deref()))
+                .bind(text(record.callback_id.as_ref().map(|id| id.as_str())))
+                .bind(record.signature_scheme.map(|s| s.as_str()))
+                .bind(record.count)
+                .bind(&record.secret_label);
         }
         let row = query.fetch_one($connection).await?;
         let id: Uuid = row.try_get(0)?;
@@ -523,16 +481,8 @@ macro_rules! insert_delivery {
                      processing_us = greatest(d.processing_us, excluded.processing_us),
                      body_bytes = greatest(d.body_bytes, excluded.body_bytes)",
         );
-        let postgres = $dialect == Dialect::Postgres;
-        let text = |value: Option<&str>| {
-            value.map(|v| {
-                if postgres {
-                    pg_text(v).into_owned()
-                } else {
-                    v.to_owned()
-                }
-            })
-        };
+        let dialect: Dialect = $dialect;
+        let text = |value: Option<&str>| value.map(|v| dialect.text(v));
         sqlx::query(sql)
             .bind(DbTime(record.received_at_us))
             .bind(text(record.request_id.as_deref()))
@@ -545,13 +495,7 @@ macro_rules! insert_delivery {
             .bind(record.llm_callback_id)
             .bind(record.signature_scheme.map(|s| s.as_str()))
             .bind(record.count)
-            .bind(aggregate.map(|key| {
-                if postgres {
-                    pg_text(&key).into_owned()
-                } else {
-                    key
-                }
-            }))
+            .bind(text(aggregate.as_deref()))
             .bind(&record.secret_label)
             .execute($connection)
             .await?;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this
 
+pub mod live;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
