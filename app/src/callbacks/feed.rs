@@ -382,6 +382,9 @@ mod imp {
                 return;
             }
             for item in items {
+                if !self.live.first_arrival(item.id) {
+                    continue;
+                }
                 let body = format!(
                     "{} · {}",
                     item.workflow_name.as_deref().unwrap_or("(no workflow)"),

@@ -53,12 +53,19 @@ impl FeedMode {
     }
 }
 
+/// How many announced callbacks a tab remembers.
+const ANNOUNCED_KEPT: usize = 500;
+
 #[derive(Clone, Copy)]
 pub struct LiveState {
     /// The callback whose window is open, if any (one at a time).
     pub open: RwSignal<Option<Uuid>>,
     pub toasts: RwSignal<Vec<Toast>>,
     next_toast: RwSignal<u64>,
+    /// The callbacks this tab announced lately: a callback that reaches the
+    /// tab twice (its own poll and another tab's message, when tabs cannot
+    /// take turns) is announced once.
+    announced: RwSignal<std::collections::VecDeque<Uuid>>,
     /// Callbacks this user has not viewed, when known.
     pub unread: RwSignal<Option<i64>>,
     /// Bumped whenever callbacks arrive or are viewed, so lists refresh.
@@ -81,6 +88,23 @@ impl LiveState {
         self.next_toast.set(key + 1);
         self.toasts
             .update(|toasts| toasts.push(Toast { key, kind }));
+    }
+
+    /// True the first time `id` arrives in this tab (among the last
+    /// [`ANNOUNCED_KEPT`]), false for a repeat.
+    pub fn first_arrival(&self, id: Uuid) -> bool {
+        self.announced
+            .try_update(|announced| {
+                if announced.contains(&id) {
+                    return false;
+                }
+                if announced.len() == ANNOUNCED_KEPT {
+                    announced.pop_front();
+                }
+                announced.push_back(id);
+                true
+            })
+            .unwrap_or(false)
     }
 
     pub fn dismiss(&self, key: u64) {
@@ -115,6 +139,7 @@ pub fn provide_live_state() -> LiveState {
         open: RwSignal::new(None),
         toasts: RwSignal::new(Vec::new()),
         next_toast: RwSignal::new(0),
+        announced: RwSignal::new(std::collections::VecDeque::new()),
         unread: RwSignal::new(None),
         changes: RwSignal::new(0),
         views: RwSignal::new(0),
