@@ -127,7 +127,9 @@ pub async fn ingest_callback(
                 .get(verified.secret_index)
                 .map(|secret| secret.label().to_owned()),
         ),
-        Err(err) if settings.mode == SignatureMode::Enforce => return Err(rejection(err)),
+        Err(err) if settings.mode == SignatureMode::Enforce => {
+            return Err(signature_rejection(err));
+        }
         Err(_) => (None, None),
     };
     let signature_valid = scheme.is_some();
@@ -192,7 +194,8 @@ pub async fn ingest_callback(
     })
 }
 
-fn rejection(err: SignatureError) -> IngestError {
+/// The ingest error a failed signature check is reported as.
+pub fn signature_rejection(err: SignatureError) -> IngestError {
     match err {
         SignatureError::Missing => IngestError::MissingSignature,
         stale @ SignatureError::StaleTimestamp { .. } => IngestError::StaleTimestamp(stale),

@@ -345,6 +345,37 @@ pub fn verify_signature(
     }
 }
 
+/// Checks everything about the signature headers that does not need the
+/// body: their form (lengths, hex, base64, entry count) and, for Standard
+/// Webhooks, the timestamp's freshness. A request that fails here cannot
+/// be valid whatever its body, so the server answers it without reading
+/// (or holding) a byte of the body.
+pub fn check_signature_form(
+    headers: &SignatureHeaders<'_>,
+    now_unix_secs: i64,
+    tolerance_secs: u64,
+) -> Result<SignatureScheme, SignatureError> {
+    match headers.scheme() {
+        Some(SignatureScheme::StandardWebhooks) => {
+            parse_webhook_id(headers.webhook_id)?;
+            let timestamp = parse_timestamp(headers.webhook_timestamp)?;
+            parse_standard_signatures(headers.webhook_signature)?;
+            let skew = i128::from(now_unix_secs) - i128::from(timestamp);
+            if skew.unsigned_abs() > u128::from(tolerance_secs) {
+                let skew_secs =
+                    i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
+                return Err(SignatureError::StaleTimestamp { skew_secs });
+            }
+            Ok(SignatureScheme::StandardWebhooks)
+        }
+        Some(SignatureScheme::HmacSha256Hex) => {
+            parse_hex_signature(headers.x_webhook_signature.unwrap_or_default())?;
+            Ok(SignatureScheme::HmacSha256Hex)
+        }
+        None => Err(SignatureError::Missing),
+    }
+}
+
 fn verify_hex(
     value: &str,
     body: &[u8],
@@ -543,6 +574,50 @@ mod tests {
 
     fn secret(raw: &str) -> WebhookSecret {
         WebhookSecret::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn signature_form_is_judged_without_the_body() {
+        let good_hex = hex_headers(GITHUB_SIGNATURE);
+        assert_eq!(
+            check_signature_form(&good_hex, SW_TIMESTAMP, TOLERANCE),
+            Ok(SignatureScheme::HmacSha256Hex)
+        );
+        for bad in [
+            "sha256=abc",
+            "",
+            "zz".repeat(32).as_str(),
+            &"a".repeat(4096),
+        ] {
+            assert!(
+                check_signature_form(&hex_headers(bad), SW_TIMESTAMP, TOLERANCE).is_err(),
+                "{bad:?}"
+            );
+        }
+        let standard = SignatureHeaders {
+            webhook_id: Some(SW_ID),
+            webhook_timestamp: Some(SW_TIMESTAMP_STR),
+            webhook_signature: Some(SW_SIGNATURE),
+            ..SignatureHeaders::default()
+        };
+        assert_eq!(
+            check_signature_form(&standard, SW_TIMESTAMP, TOLERANCE),
+            Ok(SignatureScheme::StandardWebhooks)
+        );
+        // Stale, short or missing parts fail before any body is read.
+        assert!(matches!(
+            check_signature_form(&standard, SW_TIMESTAMP + 301, TOLERANCE),
+            Err(SignatureError::StaleTimestamp { .. })
+        ));
+        let short = SignatureHeaders {
+            webhook_signature: Some("v1,AAAA"),
+            ..standard
+        };
+        assert!(check_signature_form(&short, SW_TIMESTAMP, TOLERANCE).is_err());
+        assert_eq!(
+            check_signature_form(&SignatureHeaders::default(), SW_TIMESTAMP, TOLERANCE),
+            Err(SignatureError::Missing)
+        );
     }
 
     fn hex_headers(value: &str) -> SignatureHeaders<'_> {

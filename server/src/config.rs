@@ -66,20 +66,29 @@ Exit codes:
   1   not sent or refused for good: bad input, no secret, or a 4xx other than 408/429
   75  not delivered yet: kept in the spool for `send --flush`
 
+The secret is best given as LLM_WEBHOOK_SECRET (in the environment, or in a
+.env file of the folder it runs in): a --secret value is visible to every
+user of the machine in `ps`.
+
 Examples:
-  callback-inbox send done.json --url https://inbox.example.com/api/webhooks/llm-callback --secret \"$SECRET\"
+  export LLM_WEBHOOK_SECRET=...              # or whsec_... for --scheme standard
+  callback-inbox send done.json --url https://inbox.example.com/api/webhooks/llm-callback
   echo '{\"job_id\":\"j1\",\"event\":\"workflow.completed\"}' | callback-inbox send - --url \"$URL\"
-  callback-inbox send done.json --url \"$URL\" --scheme standard --secret whsec_...
+  callback-inbox send done.json --url \"$URL\" --scheme standard
   callback-inbox send --list                 # what waits in ./spool, and why
   callback-inbox send --flush --due          # from cron: retry what is due
-  */5 * * * *  cd /srv/app && LLM_WEBHOOK_SECRET=... callback-inbox send --flush --due --quiet";
+  */5 * * * *  cd /srv/app && callback-inbox send --flush --due --quiet   # LLM_WEBHOOK_SECRET in /srv/app/.env (mode 600)";
 
 const LISTEN_HELP: &str = "\
+The token and the secret are best given as INBOX_TOKEN and
+INBOX_FORWARD_SECRET: values of --token and --secret are visible to every
+user of the machine in `ps`.
+
 Examples:
   callback-inbox token create --email me@example.com --name laptop     # on the inbox's host
-  callback-inbox listen --server https://inbox.example.com --token cbi_... \\
-      --forward http://localhost:8080/webhooks/llm --secret dev-secret-0123456789
-  callback-inbox listen --server \"$INBOX\" --token \"$TOKEN\" --forward http://localhost:8080/hook --json | jq .";
+  export INBOX_TOKEN=cbi_... INBOX_FORWARD_SECRET=dev-secret-0123456789
+  callback-inbox listen --server https://inbox.example.com --forward http://localhost:8080/webhooks/llm
+  callback-inbox listen --server \"$INBOX\" --forward http://localhost:8080/hook --json | jq .";
 
 const TOKEN_HELP: &str = "\
 A token reads as its account (poll, stream, detail, history, export, deliveries)
@@ -92,9 +101,13 @@ Examples:
   callback-inbox token revoke --name laptop";
 
 const REPLAY_HELP: &str = "\
+The token and the secret are best given as INBOX_TOKEN and
+INBOX_FORWARD_SECRET: values of --token and --secret are visible to every
+user of the machine in `ps`.
+
 Examples:
-  callback-inbox replay 0193b0c4-... --server https://inbox.example.com --token cbi_... \\
-      --to http://localhost:8080/webhooks/llm --secret dev-secret-0123456789";
+  export INBOX_TOKEN=cbi_... INBOX_FORWARD_SECRET=dev-secret-0123456789
+  callback-inbox replay 0193b0c4-... --server https://inbox.example.com --to http://localhost:8080/webhooks/llm";
 
 /// How `send` signs a callback.
 #[derive(
@@ -119,7 +132,8 @@ pub struct SendArgs {
     #[arg(long)]
     pub url: Option<String>,
     /// The webhook secret [default: $LLM_WEBHOOK_SECRET, its last entry
-    /// when comma-separated]. Never written to the spool.
+    /// when comma-separated; prefer it: a --secret value shows in `ps`].
+    /// Never written to the spool.
     #[arg(long)]
     pub secret: Option<String>,
     #[arg(long, value_enum, default_value = "hex")]
@@ -163,7 +177,7 @@ pub struct ListenArgs {
     pub forward: String,
     /// Sign each forwarded body with this secret's bytes
     /// (`X-Webhook-Signature: sha256=<hex>`).
-    #[arg(long, hide_env_values = true)]
+    #[arg(long, env = "INBOX_FORWARD_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
     /// One JSON object a line instead of text.
     #[arg(long)]
@@ -187,7 +201,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub to: String,
     /// Sign the body with this secret's bytes (`X-Webhook-Signature: sha256=<hex>`).
-    #[arg(long, hide_env_values = true)]
+    #[arg(long, env = "INBOX_FORWARD_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
     /// One JSON object instead of text.
     #[arg(long)]
@@ -225,9 +239,14 @@ pub struct ExportArgs {
     /// ndjson (one record a line), json (an array) or csv.
     #[arg(long, default_value = "ndjson")]
     pub format: String,
-    /// Write here instead of stdout.
+    /// Write here instead of stdout: a new file, readable by its owner only
+    /// (0600). An existing one is refused unless --force.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// With --output: replace an existing file (a symbolic link there is
+    /// replaced, never followed).
+    #[arg(long, requires = "output")]
+    pub force: bool,
     /// Whose viewed state the `viewed` column and --viewed use.
     #[arg(long)]
     pub email: Option<String>,
@@ -259,10 +278,15 @@ pub enum AdminCommand {
         role: inbox_core::accounts::Role,
     },
     /// Set a new password, read from stdin (or a no-echo prompt); the
-    /// account's sessions end.
+    /// account's sessions end. Its API tokens keep working unless
+    /// --revoke-tokens.
     ResetPassword {
         #[arg(long)]
         email: String,
+        /// Also revoke every API token of the account (a reset after a
+        /// leak: the tokens may have leaked too).
+        #[arg(long)]
+        revoke_tokens: bool,
     },
     /// List accounts.
     List,
@@ -483,6 +507,42 @@ pub struct Config {
         global = true
     )]
     pub max_inflight_body_bytes: usize,
+
+    /// A response write that makes no progress for this long closes the
+    /// connection (a client that stopped reading an export or a stream).
+    #[arg(
+        long,
+        env = "INBOX_WRITE_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub write_timeout_secs: u64,
+
+    /// Most open connections in all (default: what the open-file limit
+    /// allows, less a reserve); over it, the oldest idle one is closed.
+    #[arg(long, env = "INBOX_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+
+    /// Most open connections of one client address (IPv6: one /64);
+    /// trusted proxies are exempt. Over it, that address's oldest idle one
+    /// is closed.
+    #[arg(
+        long,
+        env = "INBOX_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Most live streams (`/api/callbacks/stream`) one user may hold open
+    /// on one node; the next one gets 429.
+    #[arg(
+        long,
+        env = "INBOX_MAX_STREAMS_PER_USER",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_streams_per_user: usize,
 
     /// Delay after the first failed sign-in, doubling per failure (0 disables).
     #[arg(

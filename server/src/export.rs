@@ -9,6 +9,8 @@
 
 use app::auth::server::reader;
 use app::state::AppState;
+use std::collections::VecDeque;
+
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +18,11 @@ use futures_util::stream;
 use http::{StatusCode, header};
 use inbox_core::cursor::PollCursor;
 use inbox_core::dto::{HistoryFilter, HistoryItem};
-use inbox_core::store::{ExportRow, Store};
+use inbox_core::store::{EXPORT_GROUP_BYTES, ExportRow, Store, StoreError, payload_group_len};
 use tower_sessions::Session;
 use uuid::Uuid;
 
-/// Rows read per query.
+/// History rows read per query (without their payloads).
 const PAGE: u32 = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,64 +132,131 @@ fn export_filter(query: ExportQuery) -> Result<HistoryFilter, String> {
     })
 }
 
-/// The export as chunks of bytes, one page of rows per chunk.
+/// The export as chunks of bytes: the header, one chunk per record, the
+/// footer. Rows are read a page at a time without payloads, and payloads
+/// in groups of at most [`EXPORT_GROUP_BYTES`], only when the client has
+/// taken what came before: hyper asks for the next chunk only once the
+/// previous one is written, so a client that stops reading stops the reads
+/// and holds about one group in memory.
 pub fn export_stream(
     store: Store,
     user: Uuid,
     filter: HistoryFilter,
     format: ExportFormat,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
-    struct Progress {
-        before: Option<PollCursor>,
-        rows: u64,
-        done: bool,
-    }
-    let start = Progress {
+    let start = ExportProgress {
+        store,
+        user,
+        filter,
+        format,
         before: None,
+        keys: VecDeque::new(),
+        ready: VecDeque::new(),
         rows: 0,
-        done: false,
+        stage: Stage::Header,
     };
-    stream::unfold(start, move |mut progress| {
-        let store = store.clone();
-        let filter = filter.clone();
-        async move {
-            if progress.done {
-                return None;
+    stream::unfold(start, |mut progress| async move {
+        match progress.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), progress)),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::error!(error = %err, "export stopped");
+                progress.stage = Stage::Done;
+                Some((Err(std::io::Error::other(err.to_string())), progress))
             }
-            let page = match store
-                .export_page(user, &filter, progress.before, PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::error!(error = %err, "export stopped");
-                    return Some((
-                        Err(std::io::Error::other(err.to_string())),
-                        Progress {
-                            done: true,
-                            ..progress
-                        },
-                    ));
-                }
-            };
-            let mut chunk = Vec::new();
-            if progress.rows == 0 {
-                chunk.extend_from_slice(header_of(format));
-            }
-            for row in &page {
-                write_record(&mut chunk, format, row, progress.rows == 0);
-                progress.rows += 1;
-            }
-            progress.before = page
-                .last()
-                .map(|row| PollCursor::new(micros(row.item.created_at), row.item.id));
-            if page.len() < PAGE as usize {
-                chunk.extend_from_slice(footer_of(format));
-                progress.done = true;
-            }
-            Some((Ok(chunk), progress))
         }
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Header,
+    /// More pages of rows may follow.
+    Rows,
+    /// Every page is read; what is queued is the rest.
+    LastPage,
+    Done,
+}
+
+struct ExportProgress {
+    store: Store,
+    user: Uuid,
+    filter: HistoryFilter,
+    format: ExportFormat,
+    /// Where the next page of rows starts.
+    before: Option<PollCursor>,
+    /// Rows of the current page whose payloads are not read yet, with their sizes.
+    keys: VecDeque<(HistoryItem, i64)>,
+    /// Rows with their payloads, ready to be written.
+    ready: VecDeque<ExportRow>,
+    rows: u64,
+    stage: Stage,
+}
+
+impl ExportProgress {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        loop {
+            if self.stage == Stage::Header {
+                self.stage = Stage::Rows;
+                return Ok(Some(header_of(self.format).to_vec()));
+            }
+            if let Some(row) = self.ready.pop_front() {
+                let mut chunk = Vec::with_capacity(row.payload.len() + 512);
+                write_record(&mut chunk, self.format, &row, self.rows == 0);
+                self.rows += 1;
+                return Ok(Some(chunk));
+            }
+            if !self.keys.is_empty() {
+                self.read_payload_group().await?;
+                continue;
+            }
+            match self.stage {
+                Stage::Rows => self.read_page().await?,
+                Stage::LastPage => {
+                    self.stage = Stage::Done;
+                    return Ok(Some(footer_of(self.format).to_vec()));
+                }
+                Stage::Header | Stage::Done => return Ok(None),
+            }
+        }
+    }
+
+    async fn read_page(&mut self) -> Result<(), StoreError> {
+        let page = self
+            .store
+            .export_keys(self.user, &self.filter, self.before, PAGE)
+            .await?;
+        if page.len() < PAGE as usize {
+            self.stage = Stage::LastPage;
+        }
+        self.before = page
+            .last()
+            .map(|(item, _)| PollCursor::new(micros(item.created_at), item.id));
+        self.keys.extend(page);
+        Ok(())
+    }
+
+    /// Reads the payloads of the next rows, as many as fit in one group.
+    async fn read_payload_group(&mut self) -> Result<(), StoreError> {
+        let take = payload_group_len(self.keys.iter().map(|(_, size)| *size), EXPORT_GROUP_BYTES);
+        let group: Vec<(HistoryItem, i64)> = self.keys.drain(..take).collect();
+        let ids: Vec<Uuid> = group.iter().map(|(item, _)| item.id).collect();
+        let mut payloads = self
+            .store
+            .export_payloads(&ids)
+            .await?
+            .into_iter()
+            .peekable();
+        for (item, _) in group {
+            // A row deleted since its page was read (retention) is left out.
+            if payloads.peek().is_some_and(|(id, _)| *id == item.id)
+                && let Some((_, payload)) = payloads.next()
+            {
+                self.ready.push_back(ExportRow { item, payload });
+            }
+        }
+        Ok(())
+    }
 }
 
 fn micros(at: time::OffsetDateTime) -> i64 {

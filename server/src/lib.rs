@@ -120,6 +120,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             login_throttle: LoginThrottle {
                 base_delay: Duration::from_millis(config.login_delay_ms),
                 max_delay: Duration::from_millis(config.login_max_delay_ms),
+                secure_cookies: config.secure_cookies,
                 ..LoginThrottle::default()
             },
         }),
@@ -152,7 +153,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         },
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.body_timeout_secs),
-        budget: BodyBudget::new(config.max_inflight_body_bytes),
+        budget: BodyBudget::new(config.max_inflight_body_bytes, config.max_body_bytes),
     };
 
     let context = {
@@ -174,6 +175,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
             get(stream::callback_stream).with_state(stream::StreamState {
                 app: app_state.clone(),
                 sessions: session_store,
+                hub: stream::FeedHub::spawn(store.clone(), config.max_streams_per_user),
             }),
         )
         .route("/api/callbacks/export", get(export::export_callbacks))
@@ -219,9 +221,20 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         ))
         .layer(axum::middleware::from_fn(request_id::assign_request_id));
     retention::spawn(store.clone(), config.retention_days);
+    let file_limit = connection::raise_file_limit();
     let limits = ConnectionLimits {
         header_timeout: Duration::from_secs(config.header_timeout_secs),
+        write_timeout: Duration::from_secs(config.write_timeout_secs.max(1)),
+        max_connections: connection::connection_cap(file_limit, config.max_connections),
+        max_per_address: config.max_connections_per_address.max(1),
+        unlimited_addresses: config.trusted_proxies.clone().into(),
     };
+    tracing::info!(
+        file_limit,
+        max_connections = limits.max_connections,
+        max_per_address = limits.max_per_address,
+        "connection limits"
+    );
     Ok(Server {
         router,
         store,

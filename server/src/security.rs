@@ -10,8 +10,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{
-    CONTENT_SECURITY_POLICY, HOST, LOCATION, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, ORIGIN, REFERRER_POLICY,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tower_sessions::Session;
@@ -25,7 +25,8 @@ const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri '
 #[derive(Debug, Clone)]
 pub struct SecuritySettings {
     pub trusted_proxies: Arc<[IpAddr]>,
-    /// Accepted `Origin` besides the request's own, normalised (`scheme://host[:port]`).
+    /// Accepted `Origin` besides the server's own address, normalised
+    /// (`scheme://host[:port]`).
     pub public_origin: Option<String>,
     pub secure_cookies: bool,
 }
@@ -74,7 +75,15 @@ pub async fn reject_cross_origin(
     if safe_method || request.uri().path() == WEBHOOK_PATH {
         return next.run(request).await;
     }
-    if is_cross_origin(request.headers(), settings.public_origin.as_deref()) {
+    // The address the client reached (the socket's, which no header can
+    // change); without it (a router served some other way) only the
+    // public URL is accepted.
+    let allowed = request
+        .extensions()
+        .get::<LocalAddress>()
+        .map(|local| allowed_origins(local.0, settings.public_origin.as_deref()))
+        .unwrap_or_else(|| settings.public_origin.iter().cloned().collect());
+    if is_cross_origin(request.headers(), &allowed) {
         tracing::info!(path = %request.uri().path(), "cross-origin request rejected");
         return (
             StatusCode::FORBIDDEN,
@@ -85,8 +94,15 @@ pub async fn reject_cross_origin(
     next.run(request).await
 }
 
-/// The cross-origin rule (README, "Security").
-pub fn is_cross_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
+/// The local address of the connection a request came on (set by the
+/// accept loop).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddress(pub SocketAddr);
+
+/// The cross-origin rule (README, "Security"). `Origin` is compared with
+/// the pinned `allowed` origins, not with the request's `Host`, which a
+/// client (or a DNS-rebinding page) chooses freely.
+pub fn is_cross_origin(headers: &HeaderMap, allowed: &[String]) -> bool {
     let text = |name| {
         headers
             .get(name)
@@ -102,12 +118,53 @@ pub fn is_cross_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool
         return false;
     };
     let origin = origin.trim_end_matches('/');
-    let own = text(HOST.as_str()).map(|host| (format!("http://{host}"), format!("https://{host}")));
-    let is_own = own.is_some_and(|(http, https)| {
-        origin.eq_ignore_ascii_case(&http) || origin.eq_ignore_ascii_case(&https)
-    });
-    let is_public = public_origin.is_some_and(|public| origin.eq_ignore_ascii_case(public));
-    !(is_own || is_public)
+    !allowed
+        .iter()
+        .any(|allowed| origin.eq_ignore_ascii_case(allowed))
+}
+
+/// The origins browsers use to reach a server at `listen` (the address a
+/// connection came in on): the address itself over http and https, the
+/// loopback names when it is a loopback address, and the public URL.
+pub fn allowed_origins(listen: SocketAddr, public_origin: Option<&str>) -> Vec<String> {
+    let port = listen.port();
+    let mut hosts = Vec::new();
+    let ip = listen.ip();
+    if !ip.is_unspecified() {
+        hosts.push(match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
+    if ip.is_loopback() || ip.is_unspecified() {
+        for host in ["localhost", "127.0.0.1", "[::1]"] {
+            if !hosts.iter().any(|known| known == host) {
+                hosts.push(host.to_owned());
+            }
+        }
+    }
+    let mut origins: Vec<String> = hosts
+        .iter()
+        .flat_map(|host| {
+            [
+                format!("http://{host}:{port}"),
+                format!("https://{host}:{port}"),
+            ]
+        })
+        .collect();
+    origins.extend(public_origin.map(str::to_owned));
+    origins
+}
+
+/// Whether a response to `path` must never be kept by a browser or proxy:
+/// admin pages and API answers carry user data (an invitation answer even
+/// carries a password).
+fn is_private_path(path: &str) -> bool {
+    path == "/login"
+        || path == "/admin"
+        || path.starts_with("/admin/")
+        || path.starts_with("/api/")
+        || path == "/metrics"
 }
 
 /// Headers every response gets; pages set their own CSP (with the nonce of
@@ -117,8 +174,12 @@ pub async fn security_headers(
     request: Request,
     next: Next,
 ) -> Response {
+    let private = is_private_path(request.uri().path());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if private {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -144,6 +205,9 @@ pub async fn normalize_dot_segments(request: Request, next: Next) -> Response {
     let Some(normal) = normalized_path(request.uri().path()) else {
         return next.run(request).await;
     };
+    // A `\` is percent-encoded: browsers read `/\host` as `//host`, a
+    // redirect to another site.
+    let normal = normal.replace('\\', "%5C");
     let location = match request.uri().query() {
         Some(query) => format!("{normal}?{query}"),
         None => normal,
@@ -243,19 +307,19 @@ mod tests {
     fn fetch_metadata_decides_first() {
         assert!(!is_cross_origin(
             &headers(&[("sec-fetch-site", "same-origin")]),
-            None
+            &[]
         ));
         assert!(!is_cross_origin(
             &headers(&[("sec-fetch-site", "none")]),
-            None
+            &[]
         ));
         assert!(is_cross_origin(
             &headers(&[("sec-fetch-site", "cross-site")]),
-            None
+            &[]
         ));
         assert!(is_cross_origin(
             &headers(&[("sec-fetch-site", "same-site")]),
-            None
+            &[]
         ));
         // Even with a matching Origin, cross-site fetch metadata wins.
         assert!(is_cross_origin(
@@ -264,31 +328,55 @@ mod tests {
                 ("origin", "http://a:1"),
                 ("host", "a:1")
             ]),
-            None
+            &["http://a:1".to_owned()]
         ));
     }
 
     #[test]
     fn origin_must_be_our_own_or_the_public_url() {
+        let listen: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let allowed = allowed_origins(listen, None);
         let own = headers(&[
             ("origin", "http://127.0.0.1:3000"),
             ("host", "127.0.0.1:3000"),
         ]);
-        assert!(!is_cross_origin(&own, None));
+        assert!(!is_cross_origin(&own, &allowed));
+        let localhost = headers(&[("origin", "http://localhost:3000")]);
+        assert!(!is_cross_origin(&localhost, &allowed));
         let other = headers(&[
             ("origin", "https://evil.example"),
             ("host", "127.0.0.1:3000"),
         ]);
-        assert!(is_cross_origin(&other, None));
+        assert!(is_cross_origin(&other, &allowed));
+        // A Host header the client chose proves nothing.
+        let spoofed = headers(&[("origin", "http://evil.example"), ("host", "evil.example")]);
+        assert!(is_cross_origin(&spoofed, &allowed));
+        let behind_proxy: SocketAddr = "10.0.0.5:3000".parse().unwrap();
+        let allowed = allowed_origins(behind_proxy, Some("https://inbox.example.com"));
         let public = headers(&[
             ("origin", "https://inbox.example.com"),
             ("host", "10.0.0.5:3000"),
         ]);
-        assert!(!is_cross_origin(&public, Some("https://inbox.example.com")));
+        assert!(!is_cross_origin(&public, &allowed));
         assert!(is_cross_origin(
             &headers(&[("origin", "null"), ("host", "a")]),
-            None
+            &allowed
         ));
+    }
+
+    #[test]
+    fn private_paths_are_never_cached() {
+        for path in [
+            "/admin/callbacks",
+            "/api/callbacks/poll",
+            "/api/admin/users",
+            "/login",
+        ] {
+            assert!(is_private_path(path), "{path}");
+        }
+        for path in ["/pkg/callback-inbox.wasm", "/healthz", "/favicon.ico"] {
+            assert!(!is_private_path(path), "{path}");
+        }
     }
 
     #[test]
@@ -316,7 +404,7 @@ mod tests {
 
     #[test]
     fn requests_without_browser_headers_are_allowed() {
-        assert!(!is_cross_origin(&HeaderMap::new(), None));
+        assert!(!is_cross_origin(&HeaderMap::new(), &[]));
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! bodies held in memory by all requests together stay under a byte budget
 //! (over it: 503 with `Retry-After`, which real senders retry).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::state::ClientAddress;
@@ -23,14 +25,16 @@ use http_body_util::BodyExt;
 use inbox_core::delivery::DeliveryId;
 use inbox_core::ingest::SignatureMode;
 use inbox_core::ingest::{
-    Accepted, IngestError, IngestSettings, SecretRing, WebhookRequest, ingest_callback, unix_micros,
+    Accepted, IngestError, IngestSettings, SecretRing, WebhookRequest, ingest_callback,
+    signature_rejection, unix_micros,
 };
-use inbox_core::signature::SignatureHeaders;
+use inbox_core::signature::{SignatureHeaders, check_signature_form};
 use inbox_core::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, Store};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::connection::address_group;
 use crate::request_id::RequestId;
 
 /// After deciding 413, keep reading (and discarding) at most this long so a
@@ -51,36 +55,109 @@ pub struct WebhookState {
 }
 
 /// The bytes of webhook bodies that all requests together may hold in
-/// memory at once. A body takes its share as it arrives and gives it back
+/// memory at once, and the part of them one client address may hold (IPv6:
+/// one /64), so that one client stalling its bodies cannot leave others
+/// without room. A body takes its share as it arrives and gives it back
 /// when its request is answered.
 #[derive(Clone)]
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
+    per_address: usize,
+    held_by_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl BodyBudget {
-    pub fn new(max_bytes: usize) -> Self {
+    /// `max_bytes` in all; one address holds at most an eighth of it, or
+    /// one whole body when that is larger.
+    pub fn new(max_bytes: usize, max_body_bytes: usize) -> Self {
+        let total = max_bytes.min(Semaphore::MAX_PERMITS);
         Self {
-            bytes: Arc::new(Semaphore::new(max_bytes.min(Semaphore::MAX_PERMITS))),
+            bytes: Arc::new(Semaphore::new(total)),
+            per_address: (total / 8).max(max_body_bytes.min(total)),
+            held_by_address: Arc::default(),
         }
     }
 
-    /// Takes `bytes` more for `held`, or fails at once when there is no room.
-    fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), Rejection> {
+    /// The budget as seen by one request from `address`.
+    fn share_for(&self, address: Option<IpAddr>) -> BudgetShare {
+        BudgetShare {
+            budget: self.clone(),
+            address: address.map(address_group),
+            permit: None,
+            address_bytes: 0,
+        }
+    }
+}
+
+/// What one request holds of the [`BodyBudget`]; given back on drop.
+struct BudgetShare {
+    budget: BodyBudget,
+    address: Option<IpAddr>,
+    permit: Option<OwnedSemaphorePermit>,
+    address_bytes: usize,
+}
+
+impl BudgetShare {
+    /// Takes `bytes` more, or fails at once when there is no room, in all
+    /// or for this address.
+    fn take(&mut self, bytes: usize) -> Result<(), Rejection> {
         if bytes == 0 {
             return Ok(());
         }
         let count = u32::try_from(bytes).map_err(|_| Rejection::Overloaded)?;
-        let permit = self
-            .bytes
-            .clone()
-            .try_acquire_many_owned(count)
-            .map_err(|_| Rejection::Overloaded)?;
-        match held {
+        if let Some(address) = self.address {
+            let mut held = self
+                .budget
+                .held_by_address
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let used = held.entry(address).or_default();
+            if used.saturating_add(bytes) > self.budget.per_address {
+                if *used == 0 {
+                    held.remove(&address);
+                }
+                return Err(Rejection::Overloaded);
+            }
+            *used += bytes;
+            self.address_bytes += bytes;
+        }
+        let permit = match self.budget.bytes.clone().try_acquire_many_owned(count) {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.give_back_address_bytes(bytes);
+                return Err(Rejection::Overloaded);
+            }
+        };
+        match &mut self.permit {
             Some(existing) => existing.merge(permit),
-            None => *held = Some(permit),
+            None => self.permit = Some(permit),
         }
         Ok(())
+    }
+
+    fn give_back_address_bytes(&mut self, bytes: usize) {
+        let Some(address) = self.address else {
+            return;
+        };
+        let bytes = bytes.min(self.address_bytes);
+        self.address_bytes -= bytes;
+        let mut held = self
+            .budget
+            .held_by_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(used) = held.get_mut(&address) {
+            *used = used.saturating_sub(bytes);
+            if *used == 0 {
+                held.remove(&address);
+            }
+        }
+    }
+}
+
+impl Drop for BudgetShare {
+    fn drop(&mut self) {
+        self.give_back_address_bytes(self.address_bytes);
     }
 }
 
@@ -103,16 +180,22 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
     };
     let mut body_bytes = 0;
     // Held until the answer is sent: the body stays in memory until then.
-    let mut budget_share = None;
-    let result = if state.settings.mode == SignatureMode::Enforce && signature.scheme().is_none() {
-        // Nothing could make this request valid: answer before reading a byte.
-        Err(Rejection::Ingest(IngestError::MissingSignature))
+    let mut budget_share = state.budget.share_for(remote_addr);
+    let form = check_signature_form(
+        &signature,
+        received_at.unix_timestamp(),
+        state.settings.timestamp_tolerance_secs,
+    );
+    let result = if let (SignatureMode::Enforce, Err(err)) = (state.settings.mode, form) {
+        // Nothing could make this request valid (no signature header, one
+        // of an impossible form, a stale timestamp): answer before reading
+        // a byte, so it never holds any of the body budget.
+        Err(Rejection::Ingest(signature_rejection(err)))
     } else {
         let read = read_limited(
             body,
             declared_length(headers),
             state.max_body_bytes,
-            &state.budget,
             &mut budget_share,
         );
         let read = match tokio::time::timeout(state.body_timeout, read).await {
@@ -378,8 +461,7 @@ async fn read_limited(
     mut body: Body,
     declared: Option<u64>,
     limit: usize,
-    budget: &BodyBudget,
-    held: &mut Option<OwnedSemaphorePermit>,
+    share: &mut BudgetShare,
 ) -> Result<Bytes, Rejection> {
     if declared.is_some_and(|length| length > limit as u64) {
         let received = drain(body, 0, limit).await;
@@ -392,7 +474,7 @@ async fn read_limited(
     // A declared length is taken whole up front, so a flood of large bodies
     // is refused before any of them is read.
     let reserved = declared.map_or(0, |len| len as usize);
-    budget.take(held, reserved)?;
+    share.take(reserved)?;
     let mut buffer = Vec::with_capacity(reserved.max(1024).min(limit));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(body_error)?;
@@ -409,7 +491,7 @@ async fn read_limited(
         }
         let beyond_reserved =
             (buffer.len() + data.len()).saturating_sub(reserved.max(buffer.len()));
-        budget.take(held, beyond_reserved)?;
+        share.take(beyond_reserved)?;
         buffer.extend_from_slice(&data);
     }
     Ok(Bytes::from(buffer))

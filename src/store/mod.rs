@@ -10,6 +10,7 @@
 
 mod backend;
 mod dashboard;
+mod export;
 mod feed_listener;
 mod operations;
 pub mod test_database;
@@ -19,6 +20,7 @@ pub(crate) use backend::on_db;
 pub use backend::{Db, DbTime, Dialect, StoreRow, pg_text};
 
 pub use dashboard::{DEFAULT_PAGE, HistoryDirection, MAX_PAGE, clamp_limit};
+pub use export::{EXPORT_GROUP_BYTES, payload_group_len};
 pub use operations::{
     DeliveryDirection, ExportRow, PURGE_BATCH, PurgeReport, SecretUse, SummaryWindow,
     weighted_percentile,

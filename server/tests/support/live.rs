@@ -78,6 +78,15 @@ impl EventStream {
         }
     }
 
+    /// A stream already opened by the caller (with a token, say).
+    pub fn from_response(response: reqwest::Response) -> Self {
+        assert_eq!(response.status(), 200);
+        Self {
+            response,
+            seen: String::new(),
+        }
+    }
+
     /// Waits for the next `callback` event: (its id, its data).
     pub async fn next_callback(&mut self) -> (String, Value) {
         self.next_callback_within(Duration::from_secs(5)).await

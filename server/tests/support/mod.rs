@@ -316,6 +316,16 @@ impl ServerProcess {
 
     /// Restarts a killed server on its folder and database.
     pub async fn start_in(stopped: Stopped, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(stopped, env, None).await
+    }
+
+    /// Starts the binary with its open-file limit (soft and hard) set to
+    /// `file_limit`, as a service manager would.
+    pub async fn start_limited(
+        stopped: Stopped,
+        env: &[(&str, &str)],
+        file_limit: Option<u64>,
+    ) -> Self {
         use tokio::io::AsyncBufReadExt;
         let Stopped { dir, database } = stopped;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -338,6 +348,13 @@ impl ServerProcess {
             .kill_on_drop(true);
         for (name, value) in env {
             command.env(name, value);
+        }
+        if let Some(limit) = file_limit {
+            // SAFETY: only setrlimit runs between fork and exec, which is
+            // async-signal-safe.
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+            }
         }
         let mut child = command.spawn().expect("server binary starts");
         let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
