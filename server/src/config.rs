@@ -529,7 +529,7 @@ pub struct Config {
     #[arg(
         long,
         env = "INBOX_MAX_CONNECTIONS_PER_ADDRESS",
-        default_value_t = 256,
+        default_value_t = 512,
         global = true
     )]
     pub max_connections_per_address: usize,

@@ -221,28 +221,47 @@ async fn open_stream(server: &TestServer, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// Posts a callback every 100 ms until aborted.
+fn steady_sender(server: &TestServer) -> tokio::task::JoinHandle<()> {
+    let base = server.base.clone();
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for n in 0.. {
+            let body = format!(r#"{{"job_id":"steady-{n}","event":"llm.step.completed"}}"#);
+            let _ = client
+                .post(format!("{base}{ENDPOINT}"))
+                .header("x-webhook-signature", signed(&body))
+                .body(body)
+                .send()
+                .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_stream_ends_within_five_seconds_of_sign_out_while_callbacks_keep_arriving() {
+    let server = TestServer::start().await;
+    let cookie = server.login_admin().await;
+    let mut stream = EventStream::open(&server.client, &server.base, &cookie, None).await;
+    let sender = steady_sender(&server);
+    stream.next_callback().await;
+    let response = server.call("/api/auth/logout", Some(&cookie), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        stream.ends_within(Duration::from_secs(5)).await,
+        "the stream outlived its session by 5 s"
+    );
+    sender.abort();
+}
+
 #[tokio::test]
 async fn a_stream_ends_within_five_seconds_of_revocation_while_callbacks_keep_arriving() {
     let server = TestServer::start().await;
     let token = token_for(server.database_url(), "watch").await;
     let mut stream = EventStream::from_response(open_stream(&server, &token).await);
     // Callbacks every 100 ms, before and after the revocation.
-    let sender = {
-        let base = server.base.clone();
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for n in 0.. {
-                let body = format!(r#"{{"job_id":"steady-{n}","event":"llm.step.completed"}}"#);
-                let _ = client
-                    .post(format!("{base}{ENDPOINT}"))
-                    .header("x-webhook-signature", signed(&body))
-                    .body(body)
-                    .send()
-                    .await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let sender = steady_sender(&server);
     stream.next_callback().await;
     revoke(server.database_url(), "watch").await;
     let revoked = Instant::now();

@@ -406,8 +406,10 @@ async fn oversized_chunked_body_without_content_length_gets_413() {
         TestServer::start_with(&["--webhook-secret", SECRET, "--max-body-bytes", "4096"]).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "POST {ENDPOINT} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntransfer-encoding: chunked\r\nx-webhook-signature: sha256=00\r\n\r\n",
-        server.addr
+        "POST {ENDPOINT} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntransfer-encoding: chunked\r\nx-webhook-signature: sha256={}\r\n\r\n",
+        server.addr,
+        // Of a valid form (a malformed one is answered 401 before the body).
+        "0".repeat(64)
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     // 8 chunks of 1 KiB: twice the limit, written in full like a naive sender.
