@@ -200,6 +200,38 @@ impl Store {
         })
     }
 
+    /// Revokes every token in use of the account with `email` (with a
+    /// password reset after a leak: the tokens may have leaked too); returns
+    /// how many were revoked. They stop working at once, as with
+    /// [`Store::revoke_token`].
+    pub async fn revoke_user_tokens(&self, email: &str, now_us: i64) -> Result<u64, TokenError> {
+        let email = email.trim().to_lowercase();
+        let (user, _) = self
+            .user_by_email(&email)
+            .await?
+            .ok_or_else(|| TokenError::UnknownUser(email.clone()))?;
+        Ok(on_db!(self.db(), |pool, dialect| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(DbTime(now_us))
+            .bind(user.id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// How many tokens of the account with `email` are in use.
+    pub async fn active_token_count(&self, email: &str) -> Result<usize, TokenError> {
+        Ok(self
+            .list_tokens(Some(email))
+            .await?
+            .iter()
+            .filter(|token| token.revoked_at_us.is_none())
+            .count())
+    }
+
     /// The user a token authenticates: `None` when the token is unknown or
     /// revoked, or its user is disabled. Records when it was used (at most
     /// once a minute per token).
@@ -323,6 +355,26 @@ mod tests {
         assert!(matches!(
             store.create_token("a@x.y", " ", 5).await,
             Err(TokenError::InvalidName)
+        ));
+    }
+
+    #[tokio::test]
+    async fn every_token_of_one_account_can_be_revoked_at_once() {
+        let (_dir, store) = store_with_users().await;
+        let (laptop, _) = store.create_token("v@x.y", "laptop", 1).await.unwrap();
+        let (ci, _) = store.create_token("v@x.y", "ci", 2).await.unwrap();
+        let (other, _) = store.create_token("a@x.y", "ci", 3).await.unwrap();
+        store.revoke_token(Some("v@x.y"), "ci", 4).await.unwrap();
+        assert_eq!(store.active_token_count("V@x.y").await.unwrap(), 1);
+        assert_eq!(store.revoke_user_tokens("V@x.y", 5).await.unwrap(), 1);
+        assert_eq!(store.active_token_count("v@x.y").await.unwrap(), 0);
+        for token in [&laptop, &ci] {
+            assert!(store.user_by_token(token, 6).await.unwrap().is_none());
+        }
+        assert!(store.user_by_token(&other, 6).await.unwrap().is_some());
+        assert!(matches!(
+            store.revoke_user_tokens("nobody@x.y", 7).await,
+            Err(TokenError::UnknownUser(_))
         ));
     }
 

@@ -9,6 +9,7 @@ mod support;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use serde_json::Value;
 use sqlx::Row;
 use support::{ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, TestDatabase};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_callback-inbox");
 const WEBHOOK: &str = "/api/webhooks/llm-callback";
@@ -200,6 +202,7 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
         "INBOX_SPOOL",
         "INBOX_TOKEN",
         "INBOX_SERVER",
+        "INBOX_FORWARD_SECRET",
         "DATABASE_URL",
     ] {
         command.env_remove(name);
@@ -267,6 +270,18 @@ fn spooled(spool: &Path) -> Vec<PathBuf> {
         .collect();
     paths.sort();
     paths
+}
+
+/// A spool file's entry: the JSON after its check line.
+fn spool_entry(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| err.to_string())?;
+    let (check, content) = text
+        .split_once('\n')
+        .ok_or_else(|| format!("no check line: {text:?}"))?;
+    if !check.starts_with("callback-inbox-spool 2 hmac-sha256=") {
+        return Err(format!("no check line: {text:?}"));
+    }
+    serde_json::from_str(content).map_err(|err| format!("{err}: {text:?}"))
 }
 
 fn temp_files(spool: &Path) -> usize {
@@ -587,12 +602,8 @@ async fn flush_killed_at_random_points_loses_nothing_and_delivers_each_once() {
         let files = spooled(&spool);
         assert!(files.len() <= CALLBACKS);
         for path in files {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let entry: Value = serde_json::from_str(&text).unwrap_or_else(|err| {
-                panic!(
-                    "seed {seed}: {} is half-written ({err}): {text:?}",
-                    path.display()
-                )
+            let entry = spool_entry(&path).unwrap_or_else(|err| {
+                panic!("seed {seed}: {} is half-written ({err})", path.display())
             });
             let body: Value = serde_json::from_str(entry["body"].as_str().unwrap()).unwrap();
             assert!(body["job_id"].as_str().unwrap().starts_with("job-"));
@@ -1385,5 +1396,767 @@ async fn tokens_read_cannot_change_anything_and_stop_when_revoked_or_disabled() 
             .iter()
             .all(|hash| hash.len() == 64 && !hash.contains("cbi_"))
     );
+    inbox.kill().await;
+}
+
+// --- what reaches the terminal --------------------------------------------------
+
+/// Whether a terminal would act on `ch` (C0 but the line end, DEL, C1,
+/// bidirectional controls).
+fn acts_on_terminal(ch: char) -> bool {
+    ch.is_control() || matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// An event that tries to forge a forward line and rewrite the terminal.
+const FORGED_EVENT: &str =
+    "x\u{1b}[2K\r\n06:05:08  workflow.completed  summarize  → 200 OK  3 ms\u{1b}]0;pwned\u{7}";
+
+#[tokio::test]
+async fn listen_prints_payload_text_escaped_and_still_forwards_it() {
+    let data = tempfile::tempdir().unwrap();
+    let inbox = Inbox::start(data.path(), free_port()).await;
+    let token = inbox.create_token(ADMIN_EMAIL, "escape").await;
+    let receiver = Receiver::start(&[], None).await;
+    let base = inbox.base();
+    let mut listen = cli(
+        &["listen", "--server", &base, "--forward", &receiver.url],
+        &[("INBOX_TOKEN", &token)],
+    )
+    .spawn()
+    .unwrap();
+    let stdout = collect(listen.stdout.take().unwrap());
+    let stderr = collect(listen.stderr.take().unwrap());
+    wait_until("listen to connect", Duration::from_secs(15), || {
+        joined(&stderr).contains("(connected)")
+    })
+    .await;
+
+    let body = serde_json::json!({
+        "job_id": "job-forged",
+        "event": FORGED_EVENT,
+        "workflow_name": "wf\u{9b}31m\u{202e}gnp.exe",
+    })
+    .to_string();
+    inbox.post(&body).await;
+    wait_until("the forward line", Duration::from_secs(15), || {
+        !stdout.lock().unwrap().is_empty()
+    })
+    .await;
+    // Anything more it would print comes with the same write.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = stdout.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1, "a line was forged: {lines:#?}");
+    let line = &lines[0];
+    assert!(
+        !line.chars().any(acts_on_terminal),
+        "raw control characters reached stdout: {line:?}"
+    );
+    assert!(line.contains("x\\u{1b}[2K\\r\\n06:05:08"), "{line}");
+    assert!(line.contains("wf\\u{9b}31m\\u{202e}gnp.exe"), "{line}");
+    assert!(
+        !joined(&stderr)
+            .chars()
+            .any(|ch| ch != '\n' && acts_on_terminal(ch)),
+        "{:?}",
+        joined(&stderr)
+    );
+
+    // And the callback went out, byte for byte, the event encoded.
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].body, body);
+    assert_eq!(
+        header(&hits[0], "x-webhook-event"),
+        "x%1B[2K%0D%0A06:05:08  workflow.completed  summarize  %E2%86%92 200 OK  3 ms%1B]0;pwned%07"
+    );
+    let _ = listen.kill().await;
+    inbox.kill().await;
+}
+
+#[tokio::test]
+async fn replay_forwards_a_callback_whose_event_holds_control_characters() {
+    let data = tempfile::tempdir().unwrap();
+    let inbox = Inbox::start(data.path(), free_port()).await;
+    let token = inbox.create_token(ADMIN_EMAIL, "replay-controls").await;
+    let body =
+        "{\"job_id\":\"job-ctl\",\"event\":\"step\\r\\nX-Injected: yes\\u0001\\u007f\\u009b\"}";
+    let id = inbox.post(body).await;
+    let receiver = Receiver::start(&[], Some(LOCAL_SECRET)).await;
+    let base = inbox.base();
+    let env = [("INBOX_TOKEN", token.as_str())];
+    let ran = run(
+        &[
+            "replay",
+            &id,
+            "--server",
+            &base,
+            "--to",
+            &receiver.url,
+            "--secret",
+            LOCAL_SECRET,
+            "--json",
+        ],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1, "not forwarded: {}", ran.stderr);
+    assert_eq!(hits[0].body, body, "forwarded byte for byte");
+    assert_eq!(hits[0].signed, Some(true));
+    assert_eq!(
+        header(&hits[0], "x-webhook-event"),
+        "step%0D%0AX-Injected: yes%01%7F%C2%9B"
+    );
+    assert!(hits[0].headers.get("x-injected").is_none());
+
+    // The JSON line is the same event, and inert on a terminal.
+    assert!(
+        !ran.stdout.trim_end().chars().any(acts_on_terminal),
+        "{:?}",
+        ran.stdout
+    );
+    let line: Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(line["event"], "step\r\nX-Injected: yes\u{1}\u{7f}\u{9b}");
+    assert_eq!(line["status"], 200);
+
+    // The text line too.
+    let text = run(
+        &["replay", &id, "--server", &base, "--to", &receiver.url],
+        &[
+            ("INBOX_TOKEN", &token),
+            ("INBOX_FORWARD_SECRET", LOCAL_SECRET),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(text.code, Some(0), "{}{}", text.stdout, text.stderr);
+    assert_eq!(text.stdout.lines().count(), 1, "{:?}", text.stdout);
+    assert!(
+        !text.stdout.trim_end().chars().any(acts_on_terminal),
+        "{:?}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("step\\r\\nX-Injected: yes\\u{1}\\u{7f}\\u{9b}"),
+        "{}",
+        text.stdout
+    );
+    inbox.kill().await;
+}
+
+// --- a hostile event stream -----------------------------------------------------
+
+/// Reads one request's head (and its small body); returns the head.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                return text[..end].to_owned();
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Not an inbox: its live feed's first event never ends (`data:` lines
+/// until `flood` bytes were written), then a real one follows, whose
+/// callback its detail call describes. Later streams stay silent.
+async fn hostile_inbox(
+    flood: usize,
+    callback: Uuid,
+    payload: String,
+) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        let mut streams = 0;
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let head = read_request(&mut stream).await;
+            if head.starts_with("POST /api/callbacks/detail") {
+                let detail = serde_json::json!({
+                    "id": callback,
+                    "event_type": "workflow.completed",
+                    "workflow_name": "after-the-flood",
+                    "payload_text": payload,
+                })
+                .to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{detail}",
+                    detail.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                continue;
+            }
+            streams += 1;
+            let first = streams == 1;
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                if first {
+                    let line = format!("data: {}\n", "x".repeat(1017));
+                    let block = line.repeat(64);
+                    let _ = stream.write_all(b"id: 666\nevent: callback\n").await;
+                    while counter.load(Ordering::SeqCst) < flood {
+                        if stream.write_all(block.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        counter.fetch_add(block.len(), Ordering::SeqCst);
+                    }
+                    let next =
+                        format!("\nevent: callback\nid: 667\ndata: {{\"id\":\"{callback}\"}}\n\n");
+                    let _ = stream.write_all(next.as_bytes()).await;
+                }
+                loop {
+                    if stream.write_all(b": quiet\n\n").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            });
+        }
+    });
+    (base, written)
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test]
+async fn listen_skips_an_endless_event_with_bounded_memory_and_goes_on() {
+    const FLOOD: usize = 160 << 20;
+    let callback = Uuid::now_v7();
+    let payload = r#"{"job_id":"job-after","event":"workflow.completed"}"#.to_owned();
+    let (base, written) = hostile_inbox(FLOOD, callback, payload.clone()).await;
+    let receiver = Receiver::start(&[], None).await;
+    let mut listen = cli(
+        &[
+            "listen",
+            "--server",
+            &base,
+            "--token",
+            "cbi_any",
+            "--forward",
+            &receiver.url,
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    let pid = listen.id().unwrap();
+    let stdout = collect(listen.stdout.take().unwrap());
+    let stderr = collect(listen.stderr.take().unwrap());
+    wait_until(
+        "the oversized event's warning",
+        Duration::from_secs(60),
+        || joined(&stderr).contains("larger than 1 MiB"),
+    )
+    .await;
+    wait_until("the flood to be read", Duration::from_secs(120), || {
+        written.load(Ordering::SeqCst) >= FLOOD
+    })
+    .await;
+    // What comes after the endless event is still handled.
+    wait_until("the next event's forward", Duration::from_secs(30), || {
+        receiver.count() == 1
+    })
+    .await;
+    let peak_mib = peak_memory_kib(pid) / 1024;
+    assert!(
+        peak_mib < 64,
+        "listen peaked at {peak_mib} MiB reading a {} MiB event",
+        FLOOD >> 20
+    );
+    assert_eq!(receiver.hits()[0].body, payload);
+    assert!(
+        listen.try_wait().unwrap().is_none(),
+        "listen ended: {}",
+        joined(&stderr)
+    );
+    let warnings = joined(&stderr).matches("larger than 1 MiB").count();
+    assert_eq!(warnings, 1, "{}", joined(&stderr));
+    assert!(
+        joined(&stdout).contains("after-the-flood"),
+        "{}",
+        joined(&stdout)
+    );
+    let _ = listen.kill().await;
+}
+
+// --- a spool only sends what it wrote ---------------------------------------------
+
+/// A spool entry file as the spool writes it, for `entry`, signed with the
+/// key of the spool in `dir` (as only someone who can read the key can).
+fn signed_entry_text(dir: &Path, entry: &Value) -> String {
+    use hmac::Mac;
+    let key = std::fs::read_to_string(dir.join(".spool-key")).unwrap();
+    let key = hex::decode(key.trim()).unwrap();
+    let content = format!("{}\n", serde_json::to_string_pretty(entry).unwrap());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(b"callback-inbox spool entry\n");
+    mac.update(content.as_bytes());
+    let check = hex::encode(mac.finalize().into_bytes());
+    format!("callback-inbox-spool 2 hmac-sha256={check}\n{content}")
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[tokio::test]
+async fn flush_refuses_entries_this_spool_did_not_write_and_sends_them_nowhere() {
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    // Where the planted entries want their signed callbacks to go.
+    let trap = Receiver::start(&[], None).await;
+    let receiver = Receiver::start(&[(503, None)], None).await;
+    let legit = r#"{"job_id":"job-legit","event":"workflow.completed"}"#;
+    let ran = send(
+        work.path(),
+        &spool,
+        &receiver.url,
+        legit,
+        &["--attempts", "1"],
+    )
+    .await;
+    assert_eq!(
+        ran.code,
+        Some(EXIT_TEMPFAIL),
+        "{}{}",
+        ran.stdout,
+        ran.stderr
+    );
+    assert_eq!(mode_of(&spool), 0o700);
+    assert_eq!(mode_of(&spool.join(".spool-key")), 0o600);
+    let mine = spooled(&spool).pop().unwrap();
+    assert_eq!(mode_of(&mine), 0o600);
+    let real = spool_entry(&mine).unwrap();
+    let planted_entry = |n: u32| {
+        let mut entry = real.clone();
+        let id = Uuid::now_v7();
+        entry["id"] = Value::String(id.to_string());
+        entry["url"] = Value::String(trap.url.clone());
+        entry["body"] = Value::String(format!(r#"{{"job_id":"planted-{n}"}}"#));
+        (id, entry)
+    };
+    let plant = |name: String, text: &str, mode: u32| {
+        let path = spool.join(name);
+        std::fs::write(&path, text).unwrap();
+        set_mode(&path, mode);
+        path
+    };
+    let mut planted = Vec::new();
+    // As the first format wrote them: plain JSON, no check.
+    let (id, entry) = planted_entry(1);
+    let v1 = serde_json::to_string_pretty(&entry).unwrap();
+    planted.push(plant(format!("{id}.json"), &v1, 0o600));
+    // A real entry's check over other content.
+    let (id, entry) = planted_entry(2);
+    let check = std::fs::read_to_string(&mine).unwrap();
+    let check = check.lines().next().unwrap();
+    let forged = format!(
+        "{check}\n{}\n",
+        serde_json::to_string_pretty(&entry).unwrap()
+    );
+    planted.push(plant(format!("{id}.json"), &forged, 0o600));
+    // Written by another spool, with its own key.
+    let elsewhere = work.path().join("elsewhere");
+    let _ = send(
+        work.path(),
+        &elsewhere,
+        &format!("http://127.0.0.1:{}/hook", free_port()),
+        legit,
+        &["--attempts", "1"],
+    )
+    .await;
+    let (id, entry) = planted_entry(3);
+    let theirs = signed_entry_text(&elsewhere, &entry);
+    planted.push(plant(format!("{id}.json"), &theirs, 0o600));
+    // Correctly signed (someone read the key), but open to others.
+    let (id, entry) = planted_entry(4);
+    let open = signed_entry_text(&spool, &entry);
+    planted.push(plant(format!("{id}.json"), &open, 0o644));
+    // Correctly signed, but a symbolic link to a file elsewhere.
+    let (id, entry) = planted_entry(5);
+    let outside = work.path().join("outside.json");
+    std::fs::write(&outside, signed_entry_text(&spool, &entry)).unwrap();
+    set_mode(&outside, 0o600);
+    let link = spool.join(format!("{id}.json"));
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    planted.push(link);
+    // Correctly signed, but another user's file (needs root to make).
+    let (id, entry) = planted_entry(6);
+    let foreign = plant(
+        format!("{id}.json"),
+        &signed_entry_text(&spool, &entry),
+        0o600,
+    );
+    let as_root = std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok();
+    if as_root {
+        planted.push(foreign);
+    } else {
+        std::fs::remove_file(&foreign).unwrap();
+        eprintln!("not root: the other-owner case is covered by the unit tests only");
+    }
+
+    let listed = run(
+        &["send", "--list", "--spool", spool.to_str().unwrap()],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(listed.stdout.lines().count(), 1, "{}", listed.stdout);
+    assert_eq!(
+        listed.stderr.matches("not written by this spool").count(),
+        planted.len(),
+        "{}",
+        listed.stderr
+    );
+
+    let flushed = flush(&spool, &[]).await;
+    assert_eq!(
+        flushed.code,
+        Some(1),
+        "{}{}",
+        flushed.stdout,
+        flushed.stderr
+    );
+    assert_eq!(trap.count(), 0, "a planted entry was sent");
+    assert_eq!(receiver.count(), 2, "the real entry was not flushed");
+    assert_eq!(receiver.hits()[1].body, legit);
+    assert!(
+        flushed.stdout.contains("delivered job-legit"),
+        "{}",
+        flushed.stdout
+    );
+    for reason in [
+        "carries no check of this spool",
+        "its check does not match this spool's key",
+        "group or others have access to it (mode 0644",
+        "it is a symbolic link",
+    ] {
+        assert!(
+            flushed.stderr.contains(reason),
+            "{reason}: {}",
+            flushed.stderr
+        );
+    }
+    if as_root {
+        assert!(
+            flushed
+                .stderr
+                .contains("belongs to another user (uid 65534)"),
+            "{}",
+            flushed.stderr
+        );
+    }
+    assert!(
+        flushed.stderr.contains(&format!(
+            "{} refused (not written by this spool",
+            planted.len()
+        )),
+        "{}",
+        flushed.stderr
+    );
+    // Refused files are left as they were; the delivered one is gone.
+    for path in &planted {
+        assert!(
+            std::fs::symlink_metadata(path).is_ok(),
+            "{} was moved",
+            path.display()
+        );
+    }
+    assert!(!mine.exists());
+    assert!(outside.exists());
+
+    // A folder others may write to: nothing in it is sent, not even an
+    // entry that passes every other check (once the folder is private
+    // again, it goes out: the folder was the only thing wrong).
+    for path in &planted {
+        let _ = std::fs::remove_file(path);
+    }
+    let (id, entry) = planted_entry(7);
+    plant(
+        format!("{id}.json"),
+        &signed_entry_text(&spool, &entry),
+        0o600,
+    );
+    set_mode(&spool, 0o777);
+    let flushed = flush(&spool, &[]).await;
+    assert_eq!(flushed.code, Some(1));
+    assert!(
+        flushed.stderr.contains("can be written by group or others"),
+        "{}",
+        flushed.stderr
+    );
+    assert_eq!(trap.count(), 0, "sent from a folder others can write to");
+    set_mode(&spool, 0o700);
+    let flushed = flush(&spool, &[]).await;
+    assert_eq!(
+        flushed.code,
+        Some(0),
+        "{}{}",
+        flushed.stdout,
+        flushed.stderr
+    );
+    assert_eq!(trap.count(), 1);
+}
+
+// --- export --output --------------------------------------------------------------
+
+#[tokio::test]
+async fn export_output_is_a_new_private_file_and_never_follows_a_symlink() {
+    let data = tempfile::tempdir().unwrap();
+    let inbox = Inbox::start(data.path(), free_port()).await;
+    inbox
+        .post(&callback("job-export", "workflow.completed"))
+        .await;
+    let database_url = inbox.database_url();
+    let env = [("DATABASE_URL", database_url.as_str())];
+    let work = tempfile::tempdir().unwrap();
+    let export = |path: &Path, force: bool| {
+        let mut args = vec![
+            "export".to_owned(),
+            "--format".to_owned(),
+            "ndjson".to_owned(),
+            "--output".to_owned(),
+            path.to_str().unwrap().to_owned(),
+        ];
+        if force {
+            args.push("--force".to_owned());
+        }
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args, &env, None).await
+        }
+    };
+
+    let out = work.path().join("out.ndjson");
+    let ran = export(&out, false).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(mode_of(&out), 0o600, "the export is readable by others");
+    let first = std::fs::read_to_string(&out).unwrap();
+    assert!(first.contains("job-export"), "{first}");
+
+    // An existing file is refused, and left as it was.
+    std::fs::write(&out, "keep me").unwrap();
+    let ran = export(&out, false).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("exists already"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
+    // With --force it is replaced by a new private file.
+    set_mode(&out, 0o644);
+    let ran = export(&out, true).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(mode_of(&out), 0o600);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), first);
+
+    // A symbolic link is never followed: not to a file, not to a new one.
+    let victim = work.path().join("victim.txt");
+    std::fs::write(&victim, "victim").unwrap();
+    set_mode(&victim, 0o644);
+    let link = work.path().join("link.ndjson");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let dangling_target = work.path().join("created-through-link.txt");
+    let dangling = work.path().join("dangling.ndjson");
+    std::os::unix::fs::symlink(&dangling_target, &dangling).unwrap();
+    for path in [&link, &dangling] {
+        let ran = export(path, false).await;
+        assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+        assert!(ran.stderr.contains("exists already"), "{}", ran.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
+    assert_eq!(mode_of(&victim), 0o644);
+    assert!(
+        !dangling_target.exists(),
+        "a file was created through a link"
+    );
+    let ran = export(&link, true).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().is_file(),
+        "the link is still there"
+    );
+    assert_eq!(mode_of(&link), 0o600);
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), first);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
+    inbox.kill().await;
+}
+
+// --- a password reset and the account's tokens ----------------------------------
+
+#[tokio::test]
+async fn reset_password_says_whether_tokens_still_work_and_can_revoke_them() {
+    let data = tempfile::tempdir().unwrap();
+    let inbox = Inbox::start(data.path(), free_port()).await;
+    let base = inbox.base();
+    let laptop = inbox.create_token(ADMIN_EMAIL, "laptop").await;
+    let ci = inbox.create_token(ADMIN_EMAIL, "ci").await;
+    let database_url = inbox.database_url();
+    let env = [("DATABASE_URL", database_url.as_str())];
+    let poll = [("after", String::new())];
+    let status = |token: String| {
+        let base = base.clone();
+        let poll = poll.clone();
+        async move {
+            call(&base, "/api/callbacks/poll", &token, &poll)
+                .await
+                .status()
+        }
+    };
+
+    let kept = run(
+        &["admin", "reset-password", "--email", ADMIN_EMAIL],
+        &env,
+        Some("a brand new password 1\n"),
+    )
+    .await;
+    assert_eq!(kept.code, Some(0), "{}", kept.stderr);
+    assert!(
+        kept.stdout
+            .contains("password of admin@example.com changed"),
+        "{}",
+        kept.stdout
+    );
+    assert!(
+        kept.stdout
+            .contains("2 API tokens still work; pass --revoke-tokens to revoke them"),
+        "{}",
+        kept.stdout
+    );
+    assert_eq!(status(laptop.clone()).await, 200);
+    assert_eq!(status(ci.clone()).await, 200);
+
+    let revoked = run(
+        &[
+            "admin",
+            "reset-password",
+            "--email",
+            ADMIN_EMAIL,
+            "--revoke-tokens",
+        ],
+        &env,
+        Some("another new password 2\n"),
+    )
+    .await;
+    assert_eq!(revoked.code, Some(0), "{}", revoked.stderr);
+    assert!(
+        revoked.stdout.contains("revoked 2 API tokens"),
+        "{}",
+        revoked.stdout
+    );
+    assert_eq!(status(laptop).await, 401);
+    assert_eq!(status(ci).await, 401);
+
+    let none = run(
+        &["admin", "reset-password", "--email", ADMIN_EMAIL],
+        &env,
+        Some("a third new password 3\n"),
+    )
+    .await;
+    assert!(none.stdout.contains("no API tokens"), "{}", none.stdout);
+    inbox.kill().await;
+}
+
+// --- secrets off the command line -------------------------------------------------
+
+#[tokio::test]
+async fn listen_and_replay_read_the_token_and_secret_from_the_environment() {
+    // The examples show no secret or token on a command line.
+    for command in ["send", "listen", "replay"] {
+        let help = run(&[command, "--help"], &[], None).await;
+        assert_eq!(help.code, Some(0));
+        let examples = help.stdout.split("Examples:").nth(1).unwrap_or_default();
+        assert!(!examples.is_empty(), "{command}: no examples");
+        for flag in ["--secret", "--token"] {
+            assert!(!examples.contains(flag), "{command} --help: {examples}");
+        }
+    }
+
+    let data = tempfile::tempdir().unwrap();
+    let inbox = Inbox::start(data.path(), free_port()).await;
+    let token = inbox.create_token(ADMIN_EMAIL, "env").await;
+    let body = callback("job-env", "workflow.completed");
+    let id = inbox.post(&body).await;
+    let receiver = Receiver::start(&[], Some(LOCAL_SECRET)).await;
+    let base = inbox.base();
+    let env = [
+        ("INBOX_SERVER", base.as_str()),
+        ("INBOX_TOKEN", token.as_str()),
+        ("INBOX_FORWARD_SECRET", LOCAL_SECRET),
+    ];
+    let ran = run(&["replay", &id, "--to", &receiver.url], &env, None).await;
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0].signed,
+        Some(true),
+        "not signed with INBOX_FORWARD_SECRET"
+    );
+
+    let mut listen = cli(&["listen", "--forward", &receiver.url, "--json"], &env)
+        .spawn()
+        .unwrap();
+    let stderr = collect(listen.stderr.take().unwrap());
+    wait_until("listen to connect", Duration::from_secs(15), || {
+        joined(&stderr).contains("(connected)")
+    })
+    .await;
+    inbox
+        .post(&callback("job-env-live", "workflow.completed"))
+        .await;
+    wait_until("the forward", Duration::from_secs(15), || {
+        receiver.count() == 2
+    })
+    .await;
+    assert_eq!(receiver.hits()[1].signed, Some(true));
+    let _ = listen.kill().await;
     inbox.kill().await;
 }

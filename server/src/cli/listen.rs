@@ -1,8 +1,8 @@
 //! `callback-inbox listen`: follows an inbox's live feed with an API token
 //! and forwards each new callback, byte for byte, to a URL on this machine.
 //!
-//! The feed is `GET /api/callbacks/stream` (Server-Sent Events, parsed here
-//! over the response's chunks). Each event is handled in full (the payload
+//! The feed is `GET /api/callbacks/stream` (Server-Sent Events, parsed by
+//! [`super::event_stream`] over the response's chunks). Each event is handled in full (the payload
 //! fetched from `/api/callbacks/detail`, forwarded, reported) before its id
 //! becomes the `Last-Event-ID` of the next connection: a dropped connection
 //! is reopened with backoff from exactly there, so nothing is missed and
@@ -16,8 +16,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::output::{Output, Style, clock, human_duration, rfc3339};
-use super::{Backoff, answer_message, describe, http_client, parse_url, retry_after};
+use super::event_stream::{MAX_EVENT_BYTES, SseEvent, SseParser, StreamItem};
+use super::output::{Output, Style, TerminalText, clock, human_duration, rfc3339};
+use super::{
+    Backoff, answer_message, describe, event_header_value, http_client, parse_url, retry_after,
+};
 
 /// The inbox sends a comment every 15 s; this long without a byte means the
 /// connection is dead even if no error says so.
@@ -26,96 +29,6 @@ const IDLE_LIMIT: Duration = Duration::from_secs(45);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts per forward: the local app may be restarting.
 const FORWARD_TRIES: u32 = 3;
-/// Longest line of the event stream accepted.
-const MAX_LINE_BYTES: usize = 1 << 20;
-
-/// One Server-Sent Event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    /// The last event id seen (ids persist until changed).
-    pub id: Option<String>,
-    pub event: String,
-    pub data: String,
-}
-
-/// The event stream format (<https://html.spec.whatwg.org/multipage/server-sent-events.html>),
-/// fed with chunks that may split lines anywhere.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    line: Vec<u8>,
-    /// The last byte was `\r`: a `\n` right after it ends nothing more.
-    after_cr: bool,
-    event: String,
-    data: String,
-    has_data: bool,
-    id: Option<String>,
-}
-
-impl SseParser {
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, String> {
-        let mut events = Vec::new();
-        for &byte in bytes {
-            if std::mem::take(&mut self.after_cr) && byte == b'\n' {
-                continue;
-            }
-            match byte {
-                b'\n' => self.end_line(&mut events),
-                b'\r' => {
-                    self.after_cr = true;
-                    self.end_line(&mut events);
-                }
-                _ => {
-                    if self.line.len() >= MAX_LINE_BYTES {
-                        return Err("an event stream line is over 1 MiB".to_owned());
-                    }
-                    self.line.push(byte);
-                }
-            }
-        }
-        Ok(events)
-    }
-
-    fn end_line(&mut self, events: &mut Vec<SseEvent>) {
-        let line = std::mem::take(&mut self.line);
-        let line = String::from_utf8_lossy(&line);
-        if line.is_empty() {
-            // Dispatch: an event without data is none.
-            let event = std::mem::take(&mut self.event);
-            if std::mem::take(&mut self.has_data) {
-                events.push(SseEvent {
-                    id: self.id.clone(),
-                    event: if event.is_empty() {
-                        "message".to_owned()
-                    } else {
-                        event
-                    },
-                    data: std::mem::take(&mut self.data),
-                });
-            }
-            return;
-        }
-        if line.starts_with(':') {
-            return;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
-        };
-        match field {
-            "event" => self.event = value.to_owned(),
-            "data" => {
-                if self.has_data {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value);
-                self.has_data = true;
-            }
-            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
-            _ => {}
-        }
-    }
-}
-
 /// Why talking to the inbox stopped.
 #[derive(Debug)]
 pub enum InboxError {
@@ -245,7 +158,8 @@ impl Inbox {
         }
         serde_json::from_str(&text).map_err(|err| {
             InboxError::Fatal(format!(
-                "the inbox's answer for {id} is not a callback: {err}"
+                "the inbox's answer for {id} is not a callback: {}",
+                TerminalText(&err.to_string())
             ))
         })
     }
@@ -334,7 +248,8 @@ impl Forwarder {
             request = request.header("x-webhook-signature", sign_hex(secret, body));
         }
         if let Some(event) = &detail.event_type {
-            request = request.header("x-webhook-event", event);
+            // Whatever the name holds, the callback goes out.
+            request = request.header("x-webhook-event", event_header_value(event));
         }
         match request.body(detail.payload_text.clone()).send().await {
             Ok(response) => {
@@ -349,7 +264,9 @@ impl Forwarder {
     }
 }
 
-/// Prints one forward: a line of text, or one JSON object.
+/// Prints one forward: a line of text, or one JSON object. The event and
+/// workflow come from the payload: escaped, so that they cannot forge a
+/// line or act on the terminal.
 pub fn report(out: &Output, json: bool, forwarded: &Forwarded, hint: Option<&str>) {
     let ms = forwarded.elapsed.as_millis();
     if json {
@@ -379,16 +296,20 @@ pub fn report(out: &Output, json: bool, forwarded: &Forwarded, hint: Option<&str
                 &text,
             )
         }
-        Err(error) => out.paint(Style::Bad, error),
+        Err(error) => out.paint(Style::Bad, &TerminalText(error).to_string()),
     };
+    let event = forwarded.event.as_deref().map_or_else(
+        || "(no event)".to_owned(),
+        |event| TerminalText(event).to_string(),
+    );
+    let workflow = forwarded.workflow.as_deref().map_or_else(
+        || "-".to_owned(),
+        |workflow| TerminalText(workflow).to_string(),
+    );
     let mut line = format!(
-        "{}  {}  {}  → {status}  {}",
+        "{}  {}  {workflow}  → {status}  {}",
         out.paint(Style::Dim, &clock(forwarded.at)),
-        out.paint(
-            Style::Bold,
-            forwarded.event.as_deref().unwrap_or("(no event)")
-        ),
-        forwarded.workflow.as_deref().unwrap_or("-"),
+        out.paint(Style::Bold, &event),
         human_duration(forwarded.elapsed),
     );
     if forwarded.tries > 1 {
@@ -475,11 +396,17 @@ async fn follow(
             Ok(Ok(None)) => return InboxError::Retry("the inbox ended the stream".to_owned()),
             Ok(Ok(Some(chunk))) => chunk,
         };
-        let events = match parser.push(&chunk) {
-            Ok(events) => events,
-            Err(err) => return InboxError::Retry(err),
-        };
-        for event in events {
+        for item in parser.push(&chunk) {
+            let event = match item {
+                StreamItem::Event(event) => event,
+                StreamItem::Oversized => {
+                    out.warn(&format!(
+                        "skipped an event of the live feed larger than {} MiB (the inbox's are a few hundred bytes); the rest of it is discarded as it arrives: is --server an inbox?",
+                        MAX_EVENT_BYTES >> 20
+                    ));
+                    continue;
+                }
+            };
             if event.event == "callback"
                 && let Err(err) = handle(inbox, forwarder, &event, out, args).await
             {
@@ -504,7 +431,10 @@ async fn handle(
     let item: FeedItem = match serde_json::from_str(&event.data) {
         Ok(item) => item,
         Err(err) => {
-            out.warn(&format!("skipped an event that is not a callback: {err}"));
+            out.warn(&format!(
+                "skipped an event that is not a callback: {}",
+                TerminalText(&err.to_string())
+            ));
             return Ok(());
         }
     };
@@ -520,77 +450,13 @@ async fn handle(
         Err(err) => return Err(err),
     };
     let forwarded = forwarder.forward(&detail).await;
+    // No token in the hint: it is read from INBOX_TOKEN, off the command line.
     let hint = format!(
-        "replay with: callback-inbox replay {} --server {} --to {} --token …",
-        detail.id, inbox.base, forwarder.url
+        "replay with: callback-inbox replay {} --server {} --to {}",
+        detail.id,
+        TerminalText(&inbox.base),
+        TerminalText(&forwarder.url)
     );
     report(out, args.json, &forwarded, Some(&hint));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
-        let mut parser = SseParser::default();
-        chunks
-            .iter()
-            .flat_map(|chunk| parser.push(chunk).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn events_are_parsed_whatever_the_chunking() {
-        let stream: &[u8] =
-            b": keep-alive\n\nevent: callback\nid: feed-7\ndata: {\"id\":1}\n\nevent: callback\r\nid: feed-8\r\ndata: a\r\ndata: b\r\n\r\n";
-        let whole = parse_all(&[stream]);
-        assert_eq!(
-            whole,
-            vec![
-                SseEvent {
-                    id: Some("feed-7".into()),
-                    event: "callback".into(),
-                    data: "{\"id\":1}".into()
-                },
-                SseEvent {
-                    id: Some("feed-8".into()),
-                    event: "callback".into(),
-                    data: "a\nb".into()
-                },
-            ]
-        );
-        // Byte by byte, and split inside a CRLF, gives the same events.
-        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-        assert_eq!(parse_all(&bytes), whole);
-        for at in 1..stream.len() {
-            assert_eq!(
-                parse_all(&[&stream[..at], &stream[at..]]),
-                whole,
-                "split at {at}"
-            );
-        }
-    }
-
-    #[test]
-    fn comments_and_events_without_data_dispatch_nothing() {
-        assert!(parse_all(&[b":\n\nevent: x\n\nid: 3\n\n"]).is_empty());
-        // The id persists for later events; a field without a colon is a name.
-        let events = parse_all(&[b"id: 3\n\ndata\n\n"]);
-        assert_eq!(
-            events,
-            vec![SseEvent {
-                id: Some("3".into()),
-                event: "message".into(),
-                data: String::new()
-            }]
-        );
-    }
-
-    #[test]
-    fn a_line_without_end_is_refused_past_a_limit() {
-        let mut parser = SseParser::default();
-        let big = vec![b'x'; MAX_LINE_BYTES + 1];
-        assert!(parser.push(&big).is_err());
-    }
 }

@@ -1,12 +1,18 @@
 //! Commands that work on the server's database beside it: `serve`,
 //! `migrate`, `secret`, `admin`, `purge`, `export`.
 
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
 use inbox_core::accounts::{PasswordHasherPool, check_password};
 use inbox_core::ingest::{ROTATION_GRACE_SECS, generate_secret, unix_micros};
 use inbox_core::store::Store;
 use inbox_server::config::{AdminCommand, Command, Config, SecretCommand};
 use inbox_server::print_secret_banner;
 use time::OffsetDateTime;
+
+use super::output::TerminalText;
 
 pub async fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
@@ -73,7 +79,10 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("created {} ({})", user.email, user.role.as_str());
         }
-        AdminCommand::ResetPassword { email } => {
+        AdminCommand::ResetPassword {
+            email,
+            revoke_tokens,
+        } => {
             let password = read_password()?;
             let hash = hasher.hash(&password).await.map_err(|e| e.to_string())?;
             let user = store
@@ -82,13 +91,34 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!(
                 "password of {} changed; their sessions have ended",
-                user.email
+                TerminalText(&user.email)
             );
+            // A token is not a session: it outlives the password unless
+            // revoked, so say which it is.
+            if revoke_tokens {
+                let revoked = store
+                    .revoke_user_tokens(&user.email, now_us)
+                    .await
+                    .map_err(|e| {
+                        format!("the password was changed, but the tokens were not revoked: {e}")
+                    })?;
+                println!("{}", tokens_revoked_text(revoked));
+            } else {
+                let active = store
+                    .active_token_count(&user.email)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{}", tokens_still_work_text(active));
+            }
         }
         AdminCommand::List => {
             for user in store.list_users().await.map_err(|e| e.to_string())? {
                 let state = if user.disabled { "disabled" } else { "active" };
-                println!("{}\t{}\t{state}", user.email, user.role.as_str());
+                println!(
+                    "{}\t{}\t{state}",
+                    TerminalText(&user.email),
+                    user.role.as_str()
+                );
             }
         }
         AdminCommand::Disable { email } => {
@@ -148,8 +178,7 @@ async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Resu
     };
     let written = match &args.output {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let file = create_export_file(path, args.force)?;
             let mut out = std::io::BufWriter::new(file);
             export_to(store.clone(), user, filter, format, &mut out).await
         }
@@ -161,6 +190,57 @@ async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Resu
     .map_err(|e| e.to_string())?;
     tracing::info!(bytes = written, "export written");
     Ok(())
+}
+
+fn tokens_revoked_text(revoked: u64) -> String {
+    match revoked {
+        0 => "no API tokens to revoke".to_owned(),
+        1 => "revoked 1 API token".to_owned(),
+        n => format!("revoked {n} API tokens"),
+    }
+}
+
+fn tokens_still_work_text(active: usize) -> String {
+    match active {
+        0 => "no API tokens".to_owned(),
+        1 => "1 API token still works; pass --revoke-tokens to revoke it".to_owned(),
+        n => format!("{n} API tokens still work; pass --revoke-tokens to revoke them"),
+    }
+}
+
+/// The export's file: created new, readable by its owner only (it holds
+/// every payload), never through a symbolic link. An existing file (or
+/// link) is refused, or with `force` removed first (a link itself, not
+/// what it points to) and the file created new in its place.
+fn create_export_file(path: &Path, force: bool) -> Result<File, String> {
+    let create = || {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        options.open(path)
+    };
+    let shown = TerminalText(&path.display().to_string()).to_string();
+    match create() {
+        Ok(file) => Ok(file),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && force => {
+            let existing = std::fs::symlink_metadata(path)
+                .map_err(|e| format!("cannot replace {shown}: {e}"))?;
+            if existing.is_dir() {
+                return Err(format!("{shown} is a folder; --output takes a file"));
+            }
+            std::fs::remove_file(path).map_err(|e| format!("cannot replace {shown}: {e}"))?;
+            // If something appears there again meanwhile, this fails.
+            create().map_err(|e| format!("cannot create {shown}: {e}"))
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(format!(
+            "{shown} exists already; nothing was written (pass --force to replace it)"
+        )),
+        Err(err) => Err(format!("cannot create {shown}: {err}")),
+    }
 }
 
 /// From a no-echo prompt on a terminal, else the first line of stdin.

@@ -4,6 +4,7 @@
 //! spool), `listen` and `replay` (README, "Sending callbacks from the
 //! command line", "Receiving on your machine").
 
+mod event_stream;
 mod listen;
 mod manage;
 mod output;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use inbox_server::config::{Cli, Command};
 pub use output::remember_local_offset;
+use output::terminal_safe;
 
 /// `EX_TEMPFAIL` (sysexits.h): not delivered now, kept to try again.
 pub const EXIT_TEMPFAIL: u8 = 75;
@@ -79,7 +81,8 @@ fn parse_url(url: &str, what: &str) -> Result<reqwest::Url, String> {
 }
 
 /// What went wrong with a request, in a few words: the innermost cause
-/// (`Connection refused (os error 111)`), or that it timed out.
+/// (`Connection refused (os error 111)`), or that it timed out. Safe to
+/// print (a cause may quote what the other side sent).
 fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         return "timed out".to_owned();
@@ -88,7 +91,7 @@ fn describe(err: &reqwest::Error) -> String {
     while let Some(source) = cause.source() {
         cause = source;
     }
-    let text = cause.to_string();
+    let text = terminal_safe(&cause.to_string());
     if err.is_connect() && !text.to_lowercase().contains("connect") {
         format!("cannot connect: {text}")
     } else {
@@ -103,20 +106,44 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// The message of an error answer: its JSON `error` field, else the start
-/// of its text.
+/// of its text; escaped for the terminal (it is the other side's text).
 fn answer_message(text: &str) -> String {
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text)
         && let Some(serde_json::Value::String(message)) = map.get("error")
     {
-        return message.clone();
+        return terminal_safe(message);
     }
     let text = text.trim();
     let cut: String = text.chars().take(200).collect();
     if cut.len() < text.len() {
-        format!("{cut}…")
+        format!("{}…", terminal_safe(&cut))
     } else {
-        cut
+        terminal_safe(&cut)
     }
+}
+
+/// The `X-Webhook-Event` header for an event name. A header value cannot
+/// hold control characters (and non-ASCII is obsolete there), yet the
+/// callback must still go out: such a name is sent percent-encoded as UTF-8
+/// (RFC 3986, `%` included); a name of printable ASCII is sent as it is.
+fn event_header_value(event: &str) -> reqwest::header::HeaderValue {
+    let plain = |byte: u8| byte.is_ascii_graphic() || byte == b' ';
+    let text = if event.bytes().all(plain) {
+        event.to_owned()
+    } else {
+        let mut encoded = String::with_capacity(event.len() * 3);
+        for byte in event.bytes() {
+            if plain(byte) && byte != b'%' {
+                encoded.push(char::from(byte));
+            } else {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        encoded
+    };
+    reqwest::header::HeaderValue::from_str(&text)
+        // Unreachable (printable ASCII only), but never worth a lost callback.
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("invalid"))
 }
 
 /// `duration` scaled by a random factor in [0.5, 1]: spreads out retries
@@ -160,6 +187,28 @@ mod tests {
         );
         assert_eq!(answer_message("  Bad Gateway\n"), "Bad Gateway");
         assert_eq!(answer_message(&"x".repeat(300)).chars().count(), 201);
+    }
+
+    #[test]
+    fn error_answers_cannot_act_on_the_terminal() {
+        let forged = answer_message("{\"error\":\"no\\n\\u001b[2K06:05:08  x  → 200 OK\"}");
+        assert_eq!(forged, "no\\n\\u{1b}[2K06:05:08  x  → 200 OK");
+        assert!(!answer_message("bad\r\u{9b}gateway").contains(['\r', '\u{9b}']));
+    }
+
+    #[test]
+    fn any_event_name_makes_a_header() {
+        assert_eq!(
+            event_header_value("workflow.completed"),
+            "workflow.completed"
+        );
+        assert_eq!(event_header_value("50% done"), "50% done");
+        assert_eq!(
+            event_header_value("a\r\nX-Injected: 1"),
+            "a%0D%0AX-Injected: 1"
+        );
+        assert_eq!(event_header_value("tâche 100%"), "t%C3%A2che 100%25");
+        assert_eq!(event_header_value("\u{1b}[2K"), "%1B[2K");
     }
 
     #[test]

@@ -5,7 +5,13 @@
 //! rewritten in place, elsewhere as plain lines when it changes; `--quiet`
 //! hides it. Colour only when the stream is a terminal and `NO_COLOR` is
 //! unset (<https://no-color.org>).
+//!
+//! Text that comes from elsewhere (payloads, the inbox's or a receiver's
+//! answers, spool files, the database) is printed through [`TerminalText`]:
+//! a payload must not be able to move the cursor, retitle the terminal or
+//! print a line that looks like one of ours.
 
+use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
@@ -81,7 +87,7 @@ impl Output {
 
     /// One JSON object on a line of stdout.
     pub fn json(&self, value: &serde_json::Value) {
-        self.line(&value.to_string());
+        self.line(&json_line(value));
     }
 
     /// A progress message on stderr (not with `--quiet`).
@@ -161,6 +167,72 @@ fn paint(color: bool, style: Style, text: &str) -> String {
     }
 }
 
+/// Displays text from elsewhere with everything a terminal would act on
+/// escaped: C0 controls (newline, carriage return, escape…), DEL, C1
+/// controls (U+0080 to U+009F; some terminals read U+009B as an escape
+/// sequence), the bidirectional overrides and isolates (which reorder what
+/// is shown), and the line and paragraph separators. A backslash is doubled
+/// so that an escape printed here cannot be faked by the text itself.
+#[derive(Clone, Copy)]
+pub struct TerminalText<'a>(pub &'a str);
+
+impl fmt::Display for TerminalText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(|ch| needs_escape(ch) || ch == '\\') {
+            f.write_str(&rest[..at])?;
+            let ch = rest[at..].chars().next().unwrap_or_default();
+            match ch {
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                other => write!(f, "\\u{{{:x}}}", u32::from(other))?,
+            }
+            rest = &rest[at + ch.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
+/// `text` safe to print on a terminal (see [`TerminalText`]).
+pub fn terminal_safe(text: &str) -> String {
+    TerminalText(text).to_string()
+}
+
+/// Whether a terminal would act on `ch` rather than show it.
+fn needs_escape(ch: char) -> bool {
+    ch.is_control() // C0, DEL, C1
+        || matches!(
+            ch,
+            '\u{061c}'                     // Arabic letter mark
+                | '\u{200e}' | '\u{200f}'   // left-to-right, right-to-left marks
+                | '\u{2028}' | '\u{2029}'   // line and paragraph separators
+                | '\u{202a}'..='\u{202e}'   // embeddings and overrides
+                | '\u{2066}'..='\u{2069}' // isolates
+        )
+}
+
+/// A JSON value on one line, with what JSON leaves raw but a terminal acts
+/// on (DEL, C1 controls, bidirectional controls) written as `\uXXXX`: still
+/// the same JSON, but inert on a terminal. serde_json already escapes C0.
+pub fn json_line(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if !text.contains(needs_escape) {
+        return text;
+    }
+    let mut safe = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        // Outside strings JSON is plain ASCII, so these are inside strings.
+        if needs_escape(ch) {
+            safe.push_str(&format!("\\u{:04x}", u32::from(ch)));
+        } else {
+            safe.push(ch);
+        }
+    }
+    safe
+}
+
 /// A duration as people read it: `850 ms`, `4.2 s`, `3 min`, `2 h`.
 pub fn human_duration(duration: std::time::Duration) -> String {
     let ms = duration.as_millis();
@@ -209,6 +281,33 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
         assert_eq!(human_duration(Duration::from_secs(600)), "10 min");
         assert_eq!(human_duration(Duration::from_secs(7_200)), "2 h");
+    }
+
+    #[test]
+    fn text_from_elsewhere_cannot_act_on_the_terminal() {
+        let forged =
+            "done\u{1b}[2K\r\n06:05:08  workflow.completed  → 200 OK\u{7}\u{9b}31m\u{202e}txt";
+        let shown = terminal_safe(forged);
+        assert!(!shown.chars().any(needs_escape), "{shown:?}");
+        assert_eq!(
+            shown,
+            "done\\u{1b}[2K\\r\\n06:05:08  workflow.completed  → 200 OK\\u{7}\\u{9b}31m\\u{202e}txt"
+        );
+        // A backslash is doubled, so the text cannot fake an escape.
+        assert_eq!(terminal_safe("a\\nb"), "a\\\\nb");
+        assert_eq!(terminal_safe("plain → text, café"), "plain → text, café");
+    }
+
+    #[test]
+    fn json_lines_stay_json_and_inert() {
+        let value = serde_json::json!({"event": "a\u{7f}b\u{9b}c\u{202e}d\ne\u{1b}"});
+        let line = json_line(&value);
+        assert!(!line.chars().any(needs_escape), "{line:?}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line).unwrap(),
+            value
+        );
+        assert_eq!(json_line(&serde_json::json!({"a": "b"})), r#"{"a":"b"}"#);
     }
 
     #[test]

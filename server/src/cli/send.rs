@@ -17,9 +17,12 @@ use inbox_core::signature::{WebhookSecret, sign_hex, sign_standard};
 use inbox_server::config::{SendArgs, SendScheme};
 use time::OffsetDateTime;
 
-use super::output::{Output, Style, clock, human_duration, rfc3339};
-use super::spool::{Entry, Spool};
-use super::{EXIT_TEMPFAIL, answer_message, describe, http_client, jitter, parse_url, retry_after};
+use super::output::{Output, Style, TerminalText, clock, human_duration, rfc3339, terminal_safe};
+use super::spool::{Entry, Spool, SpoolError};
+use super::{
+    EXIT_TEMPFAIL, answer_message, describe, event_header_value, http_client, jitter, parse_url,
+    retry_after,
+};
 
 /// Attempts after which the waits grow exponentially.
 const QUICK_ATTEMPTS: u32 = 2;
@@ -165,7 +168,8 @@ async fn attempt(
         }
     }
     if let Some(event) = entry.fields().event_type {
-        request = request.header("x-webhook-event", event);
+        // Whatever the name holds, the callback goes out.
+        request = request.header("x-webhook-event", event_header_value(&event));
     }
     let started = Instant::now();
     let response = match request.body(entry.body.clone()).send().await {
@@ -207,7 +211,9 @@ async fn attempt(
             status: code,
             message: format!(
                 "{status}: the URL redirects{}; send to the final URL instead",
-                location.map(|to| format!(" to {to}")).unwrap_or_default()
+                location
+                    .map(|to| format!(" to {}", TerminalText(&to)))
+                    .unwrap_or_default()
             ),
         }
     } else {
@@ -244,7 +250,7 @@ fn delivered_text(out: &Output, status: u16, elapsed: Duration, answer: &str) ->
     );
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(answer) {
         if let Some(id) = map.get("id").and_then(|id| id.as_str()) {
-            text.push_str(&format!(", id {id}"));
+            text.push_str(&format!(", id {}", TerminalText(id)));
         }
         if map.get("duplicate") == Some(&serde_json::Value::Bool(true)) {
             text.push_str(", a retry of a stored callback");
@@ -385,6 +391,8 @@ struct FlushCounts {
     delivered: usize,
     waiting: usize,
     failed: usize,
+    /// Files this spool did not write: never sent.
+    refused: usize,
     not_due: usize,
     busy: usize,
 }
@@ -398,6 +406,8 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
         None => None,
     };
     let spool = Spool::new(&args.spool);
+    // Someone else could have planted or swapped what is in it.
+    spool.check().map_err(|err| err.to_string())?;
     let cleaned = spool.clean_temp_files();
     if cleaned > 0 {
         out.info(&format!(
@@ -416,9 +426,10 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
     let mut counts = FlushCounts::default();
     let mut unreachable: Vec<String> = Vec::new();
     for path in paths {
+        // A planted file's name is someone else's text.
         let name = path
             .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
+            .map(|name| terminal_safe(&name.to_string_lossy()))
             .unwrap_or_default();
         let mut claim = match spool.claim(&path) {
             Ok(Some(claim)) => claim,
@@ -427,7 +438,14 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
                 counts.busy += 1;
                 continue;
             }
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+            Err(SpoolError::Refused(refusal)) => {
+                counts.refused += 1;
+                out.error(&format!(
+                    "refused {name}: this spool did not write it ({refusal}); not sent, and left where it is: remove it once you know where it came from"
+                ));
+                continue;
+            }
+            Err(err @ SpoolError::Unreadable(_)) => {
                 counts.failed += 1;
                 match spool.set_aside(&path) {
                     Ok(to) => out.error(&format!(
@@ -440,6 +458,8 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
                 }
                 continue;
             }
+            // The key is unusable: nothing in this spool can be trusted.
+            Err(err @ SpoolError::BadKey { .. }) => return Err(err.to_string()),
             Err(err) => {
                 counts.waiting += 1;
                 out.error(&format!("cannot read {name}: {err}"));
@@ -527,6 +547,12 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
         "{} delivered, {} still waiting, {} failed",
         counts.delivered, counts.waiting, counts.failed
     );
+    if counts.refused > 0 {
+        summary.push_str(&format!(
+            ", {} refused (not written by this spool; not sent)",
+            counts.refused
+        ));
+    }
     if counts.not_due > 0 {
         summary.push_str(&format!(", {} not due yet", counts.not_due));
     }
@@ -537,7 +563,7 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
         summary.push_str(&format!(" ({} unreachable)", unreachable.join(", ")));
     }
     out.info(&summary);
-    Ok(if counts.failed > 0 {
+    Ok(if counts.failed > 0 || counts.refused > 0 {
         ExitCode::FAILURE
     } else if counts.waiting > 0 {
         ExitCode::from(EXIT_TEMPFAIL)
@@ -549,6 +575,10 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
 /// `send --list`: what waits (and what failed), and why.
 fn list(args: &SendArgs, out: &Output) -> ExitCode {
     let spool = Spool::new(&args.spool);
+    if let Err(err) = spool.check() {
+        out.error(&err.to_string());
+        return ExitCode::FAILURE;
+    }
     let (waiting, failed) = match (spool.paths(), spool.failed_paths()) {
         (Ok(waiting), Ok(failed)) => (waiting, failed),
         (Err(err), _) | (_, Err(err)) => {
@@ -573,10 +603,13 @@ fn list(args: &SendArgs, out: &Output) -> ExitCode {
         .map(|path| (path, "waiting"))
         .chain(failed.iter().map(|path| (path, "failed")));
     for (path, state) in states {
-        let entry = match Spool::read(path) {
+        let entry = match spool.read(path) {
             Ok(entry) => entry,
             Err(err) => {
-                out.warn(&format!("{}: {err}", path.display()));
+                out.warn(&format!(
+                    "{}: {err}",
+                    TerminalText(&path.display().to_string())
+                ));
                 continue;
             }
         };
@@ -616,12 +649,12 @@ fn list(args: &SendArgs, out: &Output) -> ExitCode {
         let why = entry.last_error.as_deref().unwrap_or("not tried yet");
         out.line(&format!(
             "{}  {}  {when}  {} attempt{}  {}  -> {}",
-            path.file_name().unwrap_or_default().to_string_lossy(),
+            TerminalText(&path.file_name().unwrap_or_default().to_string_lossy()),
             entry.label(),
             entry.attempts,
             if entry.attempts == 1 { "" } else { "s" },
-            out.paint(Style::Dim, why),
-            entry.url
+            out.paint(Style::Dim, &terminal_safe(why)),
+            TerminalText(&entry.url)
         ));
     }
     ExitCode::SUCCESS

@@ -1,4 +1,4 @@
-//! The spool: callbacks `send` has not delivered yet, one JSON file each.
+//! The spool: callbacks `send` has not delivered yet, one file each.
 //!
 //! Every file appears whole or not at all: it is written to a temporary
 //! file in the same folder, fsynced, renamed over its name, and the folder
@@ -7,24 +7,103 @@
 //! on a file holds an exclusive lock on it (`File::try_lock`, released by
 //! the kernel when the process dies), so two flushes never send the same
 //! callback at once. The secret is never stored.
+//!
+//! **Only what this spool wrote is ever sent.** A flush signs each entry
+//! with the caller's secret and POSTs it to the URL the entry names, so an
+//! entry planted by someone else would have a signed callback sent where
+//! they like. Before an entry is read (to send or to list):
+//! - the folder must belong to this user and be writable by nobody else
+//!   (it is created 0700);
+//! - the entry must be a regular file, not a symbolic link (opened with
+//!   `O_NOFOLLOW`), owned by this user, with no permission for group or
+//!   others (it is written 0600);
+//! - its first line must carry an HMAC-SHA256 of the rest, keyed by the
+//!   spool's own key: [`KEY_FILE`], 32 random bytes created 0600 beside the
+//!   entries and held to the same checks.
+//!
+//! The key is the spool's own rather than derived from the webhook secret:
+//! entries stay valid when the secret rotates (or `--flush` is given
+//! another), `--list` can check them without a secret, and the key never
+//! leaves the folder. An entry that fails a check is refused: never sent,
+//! never moved, and reported with the reason.
+//!
+//! Entries of the first format (plain JSON, before the check) carry no
+//! HMAC, so they are refused like any other unchecked file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use hmac::{Hmac, Mac};
 use inbox_core::delivery::derive_delivery_id;
 use inbox_core::fields::extract_fields;
 use inbox_server::config::SendScheme;
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::output::terminal_safe;
+
 /// Callbacks refused for good by the receiver (a 4xx other than 408/429).
 pub const FAILED_DIR: &str = "failed";
+/// The spool's HMAC key (hex), created with the spool.
+pub const KEY_FILE: &str = ".spool-key";
 const ENTRY_SUFFIX: &str = ".json";
 const TEMP_SUFFIX: &str = ".tmp";
 /// The format of a spool file.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The first line of an entry, before the hex HMAC of the rest.
+const CHECK_PREFIX: &str = "callback-inbox-spool 2 hmac-sha256=";
+/// Put before the entry's bytes in its HMAC, so the key signs nothing else.
+const MAC_CONTEXT: &[u8] = b"callback-inbox spool entry\n";
+const KEY_BYTES: usize = 32;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a spool file is not sent: it was not written by this spool.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("it is a symbolic link")]
+    Symlink,
+    #[error("it is not a regular file")]
+    NotAFile,
+    #[error("it belongs to another user (uid {owner})")]
+    OtherOwner { owner: u32 },
+    #[error("group or others have access to it (mode {mode:04o}; the spool writes 0600)")]
+    OpenMode { mode: u32 },
+    #[error(
+        "it carries no check of this spool (not written by it, or by a version before the check)"
+    )]
+    Unchecked,
+    #[error("its check does not match this spool's key (written elsewhere, or changed since)")]
+    BadCheck,
+    #[error("the spool has no key ({KEY_FILE}), so nothing in it was written by this spool")]
+    NoKey,
+}
+
+/// What can go wrong with the spool.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The folder could be written by someone else: nothing in it is trusted.
+    #[error(
+        "the spool folder {path} {reason}, so its files cannot be trusted; nothing in it is sent or written (make it yours with mode 700)"
+    )]
+    UnsafeFolder { path: String, reason: String },
+    #[error("the spool's key {path} cannot be used: {reason}")]
+    BadKey { path: String, reason: String },
+    /// Not written by this spool: not sent, left where it is.
+    #[error("not written by this spool: {0}")]
+    Refused(#[from] Refusal),
+    /// Written by this spool (its check matches) but not readable as an
+    /// entry by this version.
+    #[error("not a spool entry this version reads: {0}")]
+    Unreadable(String),
+}
 
 /// One spooled callback: everything needed to send it again but the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,21 +177,37 @@ impl Entry {
         .into_string()
     }
 
-    /// `job_8f2c workflow.completed`, or the delivery id.
+    /// `job_8f2c workflow.completed`, or the delivery id; safe to print
+    /// (it comes from the payload).
     pub fn label(&self) -> String {
         let fields = self.fields();
-        match (fields.external_job_id, fields.event_type) {
+        let label = match (fields.external_job_id, fields.event_type) {
             (Some(job), Some(event)) => format!("{job} {event}"),
             (Some(job), None) => job,
             (None, Some(event)) => event,
             (None, None) => self.delivery_id(),
-        }
+        };
+        terminal_safe(&label)
+    }
+}
+
+/// The spool's HMAC key. No `Debug`: it must not reach a message.
+struct SpoolKey([u8; KEY_BYTES]);
+
+impl SpoolKey {
+    fn mac(&self, content: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(MAC_CONTEXT);
+        mac.update(content);
+        mac
     }
 }
 
 /// A spool folder.
 pub struct Spool {
     dir: PathBuf,
+    /// Read (or created) once per command.
+    key: OnceLock<SpoolKey>,
 }
 
 /// A spool file whose lock this process holds: nobody else sends it until
@@ -126,7 +221,10 @@ pub struct Claim {
 
 impl Spool {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            key: OnceLock::new(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -137,11 +235,14 @@ impl Spool {
         self.dir.join(FAILED_DIR)
     }
 
-    /// Writes a new entry and returns it claimed.
-    pub fn add(&self, entry: &Entry) -> io::Result<Claim> {
+    /// Writes a new entry and returns it claimed. Creates the folder (0700)
+    /// and its key when missing.
+    pub fn add(&self, entry: &Entry) -> Result<Claim, SpoolError> {
         create_private_dir(&self.dir)?;
+        check_folder(&self.dir)?;
+        let key = self.key_or_create()?;
         let path = self.dir.join(entry.file_name());
-        let lock = write_atomic(&self.dir, &path, &encode(entry)?)?;
+        let lock = write_atomic(&self.dir, &path, &encode(entry, key)?)?;
         Ok(Claim {
             path,
             entry: entry.clone(),
@@ -149,7 +250,18 @@ impl Spool {
         })
     }
 
-    /// The waiting entries' files, oldest first.
+    /// Checks the folder (when it exists) before anything in it is read:
+    /// it must be this user's, writable by nobody else.
+    pub fn check(&self) -> Result<(), SpoolError> {
+        match fs::metadata(&self.dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err.into()),
+            Ok(_) => check_folder(&self.dir),
+        }
+    }
+
+    /// The waiting entries' files, oldest first (symbolic links included,
+    /// so that they are reported, not silently skipped).
     pub fn paths(&self) -> io::Result<Vec<PathBuf>> {
         entry_paths(&self.dir)
     }
@@ -159,43 +271,47 @@ impl Spool {
         entry_paths(&self.failed_dir())
     }
 
-    /// Reads an entry without claiming it (for `--list`).
-    pub fn read(path: &Path) -> io::Result<Entry> {
-        decode(&fs::read(path)?)
+    /// Reads and checks an entry without claiming it (for `--list`).
+    pub fn read(&self, path: &Path) -> Result<Entry, SpoolError> {
+        let mut file = open_private(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        self.decode(&bytes)
     }
 
     /// Claims the entry at `path`: `None` when another process holds it, or
-    /// it is gone or was replaced since it was listed.
-    pub fn claim(&self, path: &Path) -> io::Result<Option<Claim>> {
-        let mut file = match File::open(path) {
+    /// it is gone or was replaced since it was listed. An entry this spool
+    /// did not write is refused ([`SpoolError::Refused`]) and left alone.
+    pub fn claim(&self, path: &Path) -> Result<Option<Claim>, SpoolError> {
+        let mut file = match open_private(path) {
             Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(SpoolError::Io(err)) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err),
         };
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(fs::TryLockError::Error(err)) => return Err(err),
+            Err(fs::TryLockError::Error(err)) => return Err(err.into()),
         }
         // Between opening and locking, its sender may have finished with it
         // (removed, or replaced it with a new version): then it is not ours.
-        match fs::metadata(path) {
+        match fs::symlink_metadata(path) {
             Ok(now) if same_file(&file.metadata()?, &now) => {}
             Ok(_) => return Ok(None),
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
+            Err(err) => return Err(err.into()),
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         Ok(Some(Claim {
             path: path.to_owned(),
-            entry: decode(&bytes)?,
+            entry: self.decode(&bytes)?,
             _lock: file,
         }))
     }
 
-    /// Moves a file that is not a spool entry (put there by hand, or from a
-    /// newer version) out of the way, into `failed/`.
+    /// Moves a file this spool wrote but cannot read (from a newer
+    /// version) out of the way, into `failed/`.
     pub fn set_aside(&self, path: &Path) -> io::Result<PathBuf> {
         let failed = self.failed_dir();
         create_private_dir(&failed)?;
@@ -221,7 +337,7 @@ impl Spool {
                 if !(name.starts_with('.') && name.ends_with(TEMP_SUFFIX)) {
                     continue;
                 }
-                let Ok(file) = File::open(item.path()) else {
+                let Ok(file) = open_no_follow(&item.path()) else {
                     continue;
                 };
                 if file.try_lock().is_ok() && fs::remove_file(item.path()).is_ok() {
@@ -234,12 +350,99 @@ impl Spool {
         }
         removed
     }
+
+    /// The key, when the spool has one.
+    fn key(&self) -> Result<Option<&SpoolKey>, SpoolError> {
+        if let Some(key) = self.key.get() {
+            return Ok(Some(key));
+        }
+        let Some(key) = read_key(&self.dir.join(KEY_FILE))? else {
+            return Ok(None);
+        };
+        Ok(Some(self.key.get_or_init(|| key)))
+    }
+
+    /// The key, created when the spool has none: written whole to a
+    /// temporary file, then hard-linked to its name, which fails if another
+    /// writer got there first (then its key is the one).
+    fn key_or_create(&self) -> Result<&SpoolKey, SpoolError> {
+        if let Some(key) = self.key()? {
+            return Ok(key);
+        }
+        let path = self.dir.join(KEY_FILE);
+        let mut key = [0u8; KEY_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let text = format!("{}\n", hex::encode(key));
+        for _ in 0..5 {
+            let temp = self
+                .dir
+                .join(format!(".{}{TEMP_SUFFIX}", Uuid::now_v7().simple()));
+            let mut file = create_private_file(&temp)?;
+            // Locked at once: a cleaner removes only temporary files it can lock.
+            if file.try_lock().is_err() {
+                let _ = fs::remove_file(&temp);
+                continue;
+            }
+            if let Err(err) = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+            {
+                let _ = fs::remove_file(&temp);
+                return Err(err.into());
+            }
+            let linked = fs::hard_link(&temp, &path);
+            let _ = fs::remove_file(&temp);
+            match linked {
+                Ok(()) => {
+                    sync_dir(&self.dir)?;
+                    return Ok(self.key.get_or_init(|| SpoolKey(key)));
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    return self.key()?.ok_or_else(|| SpoolError::BadKey {
+                        path: path.display().to_string(),
+                        reason: "it vanished while it was being created".to_owned(),
+                    });
+                }
+                // A cleaner took the file between its creation and its lock.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(io::Error::other(format!("could not write {}", path.display())).into())
+    }
+
+    /// Checks an entry's HMAC, then reads it.
+    fn decode(&self, bytes: &[u8]) -> Result<Entry, SpoolError> {
+        let (first_line, content) = match bytes.iter().position(|&byte| byte == b'\n') {
+            Some(at) => (&bytes[..at], &bytes[at + 1..]),
+            None => return Err(Refusal::Unchecked.into()),
+        };
+        let check = std::str::from_utf8(first_line)
+            .ok()
+            .and_then(|line| line.strip_prefix(CHECK_PREFIX))
+            .ok_or(Refusal::Unchecked)?;
+        let check = hex::decode(check.trim_end()).map_err(|_| Refusal::BadCheck)?;
+        let key = self.key()?.ok_or(Refusal::NoKey)?;
+        key.mac(content)
+            .verify_slice(&check)
+            .map_err(|_| Refusal::BadCheck)?;
+        let entry: Entry = serde_json::from_slice(content)
+            .map_err(|err| SpoolError::Unreadable(err.to_string()))?;
+        if entry.version != VERSION {
+            return Err(SpoolError::Unreadable(format!(
+                "spool format {} (this version reads {VERSION})",
+                entry.version
+            )));
+        }
+        Ok(entry)
+    }
 }
 
 impl Claim {
     /// Replaces the file with `entry` (atomically), keeping the claim.
-    pub fn update(&mut self, spool: &Spool, entry: Entry) -> io::Result<()> {
-        let lock = write_atomic(&spool.dir, &self.path, &encode(&entry)?)?;
+    pub fn update(&mut self, spool: &Spool, entry: Entry) -> Result<(), SpoolError> {
+        let key = spool.key_or_create()?;
+        let lock = write_atomic(&spool.dir, &self.path, &encode(&entry, key)?)?;
         // The new version is locked before the old one is released.
         self._lock = lock;
         self.entry = entry;
@@ -253,38 +456,52 @@ impl Claim {
     }
 
     /// Moves the entry, as it is now, to `failed/`; returns its new path.
-    pub fn fail(self, spool: &Spool) -> io::Result<PathBuf> {
+    pub fn fail(self, spool: &Spool) -> Result<PathBuf, SpoolError> {
         let failed = spool.failed_dir();
         create_private_dir(&failed)?;
+        let key = spool.key_or_create()?;
         let target = failed.join(self.entry.file_name());
         // Written whole into failed/ first: a kill in between leaves it in
         // both places, never in neither.
-        drop(write_atomic(&failed, &target, &encode(&self.entry)?)?);
+        drop(write_atomic(&failed, &target, &encode(&self.entry, key)?)?);
         fs::remove_file(&self.path)?;
         sync_dir(&spool.dir)?;
         Ok(target)
     }
 }
 
-fn encode(entry: &Entry) -> io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
-    bytes.push(b'\n');
+/// The file of an entry: its check line, then its JSON.
+fn encode(entry: &Entry, key: &SpoolKey) -> io::Result<Vec<u8>> {
+    let mut content = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
+    content.push(b'\n');
+    let check = hex::encode(key.mac(&content).finalize().into_bytes());
+    let mut bytes = format!("{CHECK_PREFIX}{check}\n").into_bytes();
+    bytes.extend_from_slice(&content);
     Ok(bytes)
 }
 
-fn decode(bytes: &[u8]) -> io::Result<Entry> {
-    let entry: Entry = serde_json::from_slice(bytes)
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-    if entry.version != VERSION {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "spool format {} (this version reads {VERSION})",
-                entry.version
-            ),
-        ));
-    }
-    Ok(entry)
+/// Reads the key file, held to the entries' checks; `None` when missing.
+fn read_key(path: &Path) -> Result<Option<SpoolKey>, SpoolError> {
+    let bad = |reason: String| SpoolError::BadKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut file = match open_private(path) {
+        Ok(file) => file,
+        Err(SpoolError::Io(err)) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(SpoolError::Refused(refusal)) => return Err(bad(refusal.to_string())),
+        Err(err) => return Err(err),
+    };
+    let mut text = String::new();
+    io::Read::by_ref(&mut file)
+        .take(256)
+        .read_to_string(&mut text)
+        .map_err(|err| bad(err.to_string()))?;
+    let bytes = hex::decode(text.trim()).map_err(|_| bad("it is not a hex key".to_owned()))?;
+    let key: [u8; KEY_BYTES] = bytes
+        .try_into()
+        .map_err(|_| bad(format!("it is not {KEY_BYTES} bytes")))?;
+    Ok(Some(SpoolKey(key)))
 }
 
 fn entry_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -298,7 +515,11 @@ fn entry_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
         let item = item?;
         let name = item.file_name();
         let name = name.to_string_lossy();
-        if name.ends_with(ENTRY_SUFFIX) && !name.starts_with('.') && item.file_type()?.is_file() {
+        let kind = item.file_type()?;
+        if name.ends_with(ENTRY_SUFFIX)
+            && !name.starts_with('.')
+            && (kind.is_file() || kind.is_symlink())
+        {
             paths.push(item.path());
         }
     }
@@ -368,6 +589,89 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
+/// Opens a file for reading without following a symbolic link (and
+/// without waiting on a FIFO).
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+/// Opens a spool file (an entry or the key) and checks that this user
+/// wrote it: a regular file, not a symbolic link, this user's, with no
+/// permission for group or others. The checks are made on the open file,
+/// so it cannot be swapped in between.
+fn open_private(path: &Path) -> Result<File, SpoolError> {
+    let file = match open_no_follow(path) {
+        Ok(file) => file,
+        #[cfg(unix)]
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Refusal::Symlink.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(Refusal::NotAFile.into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if metadata.uid() != current_uid() {
+            return Err(Refusal::OtherOwner {
+                owner: metadata.uid(),
+            }
+            .into());
+        }
+        let mode = metadata.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(Refusal::OpenMode { mode }.into());
+        }
+    }
+    Ok(file)
+}
+
+/// The folder must be this user's, and writable by nobody else (who could
+/// otherwise plant, swap or remove entries).
+fn check_folder(dir: &Path) -> Result<(), SpoolError> {
+    let metadata = fs::metadata(dir)?;
+    let unsafe_folder = |reason: String| SpoolError::UnsafeFolder {
+        path: terminal_safe(&dir.display().to_string()),
+        reason,
+    };
+    if !metadata.is_dir() {
+        return Err(unsafe_folder("is not a folder".to_owned()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if metadata.uid() != current_uid() {
+            return Err(unsafe_folder(format!(
+                "belongs to another user (uid {})",
+                metadata.uid()
+            )));
+        }
+        let mode = metadata.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(unsafe_folder(format!(
+                "can be written by group or others (mode {mode:04o})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(unix)]
 fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -402,7 +706,7 @@ mod tests {
         drop(claim);
         let paths = spool.paths().unwrap();
         assert_eq!(paths.len(), 1);
-        let read = Spool::read(&paths[0]).unwrap();
+        let read = spool.read(&paths[0]).unwrap();
         assert_eq!(read, written);
         assert_eq!(read.body, body);
         assert!(read.webhook_id.unwrap().starts_with("msg_"));
@@ -411,8 +715,13 @@ mod tests {
             written.delivery_id(),
             format!("wh:{}", written.webhook_id.as_deref().unwrap())
         );
-        // Nothing else was left behind.
-        assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 1);
+        // Nothing else was left behind (but the key).
+        let mut names: Vec<String> = fs::read_dir(spool.dir())
+            .unwrap()
+            .map(|item| item.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![KEY_FILE.to_owned(), written.file_name()]);
     }
 
     #[test]
@@ -466,6 +775,120 @@ mod tests {
         let moved = claim.fail(&spool).unwrap();
         assert!(spool.paths().unwrap().is_empty());
         assert_eq!(spool.failed_paths().unwrap(), vec![moved.clone()]);
-        assert_eq!(Spool::read(&moved).unwrap().last_status, Some(400));
+        assert_eq!(spool.read(&moved).unwrap().last_status, Some(400));
+    }
+
+    fn refusal(result: Result<Option<Claim>, SpoolError>) -> Refusal {
+        match result {
+            Err(SpoolError::Refused(refusal)) => refusal,
+            Err(other) => panic!("not refused: {other}"),
+            Ok(claim) => panic!("claimed: {:?}", claim.map(|c| c.path)),
+        }
+    }
+
+    #[test]
+    fn the_folder_and_key_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        drop(spool.add(&entry("{}")).unwrap());
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(spool.dir()), 0o700);
+        assert_eq!(mode(&spool.dir().join(KEY_FILE)), 0o600);
+        assert_eq!(mode(&spool.paths().unwrap()[0]), 0o600);
+    }
+
+    #[test]
+    fn only_entries_this_spool_wrote_are_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let claim = spool.add(&entry("{\"job_id\": \"mine\"}")).unwrap();
+        let mine = claim.path.clone();
+        drop(claim);
+        let text = fs::read_to_string(&mine).unwrap();
+        let plant = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            fs::write(&path, text).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            path
+        };
+
+        // The first format: plain JSON, no check.
+        let content = text.split_once('\n').unwrap().1;
+        let unchecked = plant("a.json", content);
+        assert!(matches!(
+            refusal(spool.claim(&unchecked)),
+            Refusal::Unchecked
+        ));
+        // Changed after it was written: another URL.
+        let changed = plant("b.json", &text.replace("127.0.0.1:9", "evil.example"));
+        assert!(matches!(refusal(spool.claim(&changed)), Refusal::BadCheck));
+        // Written by another spool (another key).
+        let other = tempfile::tempdir().unwrap();
+        let other_spool = Spool::new(other.path());
+        let theirs = other_spool.add(&entry("{}")).unwrap().path.clone();
+        let copied = plant("c.json", &fs::read_to_string(theirs).unwrap());
+        assert!(matches!(refusal(spool.claim(&copied)), Refusal::BadCheck));
+        // A true copy, but readable by others.
+        let open = plant("d.json", &text);
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            refusal(spool.claim(&open)),
+            Refusal::OpenMode { mode: 0o644 }
+        ));
+        // A symbolic link to a true entry.
+        let link = dir.path().join("e.json");
+        std::os::unix::fs::symlink(&mine, &link).unwrap();
+        assert!(matches!(refusal(spool.claim(&link)), Refusal::Symlink));
+        assert!(spool.paths().unwrap().contains(&link), "a link was hidden");
+        // Every refused file is left where it was; the real one is fine.
+        for path in [&unchecked, &changed, &copied, &open, &link] {
+            assert!(fs::symlink_metadata(path).is_ok());
+        }
+        assert!(spool.claim(&mine).unwrap().is_some());
+
+        // Without its key, nothing in the spool is trusted.
+        fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+        let keyless = Spool::new(dir.path());
+        assert!(matches!(refusal(keyless.claim(&mine)), Refusal::NoKey));
+    }
+
+    #[test]
+    fn a_folder_others_can_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        assert!(spool.check().is_ok(), "a missing spool is fine");
+        drop(spool.add(&entry("{}")).unwrap());
+        fs::set_permissions(spool.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            spool.check(),
+            Err(SpoolError::UnsafeFolder { .. })
+        ));
+        assert!(matches!(
+            spool.add(&entry("{}")),
+            Err(SpoolError::UnsafeFolder { .. })
+        ));
+    }
+
+    #[test]
+    fn concurrent_writers_share_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let spool = Spool::new(path);
+                    spool.add(&entry("{}")).unwrap().path.clone()
+                })
+            })
+            .collect();
+        let written: Vec<PathBuf> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        let reader = Spool::new(&path);
+        for path in written {
+            assert!(reader.read(&path).is_ok(), "{}", path.display());
+        }
     }
 }

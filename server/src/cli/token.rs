@@ -7,7 +7,7 @@ use inbox_server::config::{Config, TokenCommand};
 use time::OffsetDateTime;
 
 use super::manage::open_store;
-use super::output::rfc3339;
+use super::output::{TerminalText, rfc3339};
 
 pub async fn run(command: TokenCommand, config: &Config) -> Result<(), String> {
     let store = open_store(config).await?;
@@ -22,8 +22,8 @@ pub async fn run(command: TokenCommand, config: &Config) -> Result<(), String> {
             eprintln!(
                 "token {:?} for {} (read-only; shown once, store it now; revoke with `callback-inbox token revoke --name {}`):",
                 info.name,
-                info.email,
-                shell_word(&info.name)
+                TerminalText(&info.email),
+                TerminalText(&shell_word(&info.name))
             );
             println!("{token}");
         }
@@ -45,8 +45,8 @@ pub async fn run(command: TokenCommand, config: &Config) -> Result<(), String> {
                 );
                 println!(
                     "{}\t{}\tcreated {}\tlast used {last_used}\t{state}",
-                    token.email,
-                    token.name,
+                    TerminalText(&token.email),
+                    TerminalText(&token.name),
                     time_text(token.created_at_us)
                 );
             }
@@ -56,7 +56,11 @@ pub async fn run(command: TokenCommand, config: &Config) -> Result<(), String> {
                 .revoke_token(email.as_deref(), &name, now_us)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("revoked token {:?} of {}", token.name, token.email);
+            println!(
+                "revoked token {:?} of {}",
+                token.name,
+                TerminalText(&token.email)
+            );
         }
     }
     Ok(())
