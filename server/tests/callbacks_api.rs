@@ -487,3 +487,300 @@ async fn history_pages_both_ways_with_keyset_cursors() {
     .await;
     assert_eq!(status, 400);
 }
+
+// --- mark all viewed ------------------------------------------------------------
+
+async fn viewer(server: &TestServer, email: &str) -> String {
+    let hash = PasswordHasherPool::default()
+        .hash("viewer password 123")
+        .await
+        .unwrap();
+    server
+        .store()
+        .await
+        .create_user(email, &hash, Role::Viewer, 0)
+        .await
+        .unwrap();
+    server.login(email, "viewer password 123").await.unwrap()
+}
+
+/// Rows of `llm_callback_views` (one per callback opened, or marked the old way).
+async fn view_rows(server: &TestServer) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM llm_callback_views")
+        .fetch_one(&server.db().await)
+        .await
+        .unwrap()
+}
+
+/// Adds `rows` callbacks (an hour old) in one statement, numbered in the
+/// feed after what is there, with the counters the triggers keep.
+async fn seed_callbacks(server: &TestServer, rows: i64) {
+    let db = server.db().await;
+    let head: i64 = sqlx::query_scalar("SELECT seq FROM feed_head WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let base_us = inbox_core::ingest::unix_micros(time::OffsetDateTime::now_utc()) - 3_600_000_000;
+    let started = std::time::Instant::now();
+    match server.backend() {
+        support::TestBackend::Sqlite => {
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+                 INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload, payload_preview,
+                     external_job_id, workflow_name, event_type, status, created_at, updated_at,
+                     feed_seq)
+                 SELECT randomblob(16), 'job:seed-' || i || ':workflow.completed', 1,
+                        '{\"job_id\":\"seed-' || i || '\",\"event\":\"workflow.completed\"}',
+                        'seed-' || i, 'seed-' || i, 'wf', 'workflow.completed', 'completed',
+                        $2 + i, $2 + i, $3 + i
+                 FROM n",
+            )
+            .bind(rows)
+            .bind(base_us)
+            .bind(head)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+        support::TestBackend::Postgres => {
+            // Per-row triggers would update the counter rows `rows` times in
+            // one transaction: they are off meanwhile and set once below.
+            let mut tx = db.begin().await.unwrap();
+            for statement in [
+                "ALTER TABLE llm_callbacks DISABLE TRIGGER USER".to_owned(),
+                format!(
+                    "INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload,
+                         payload_preview, external_job_id, workflow_name, event_type, status,
+                         created_at, updated_at, feed_seq)
+                     SELECT gen_random_uuid(), 'job:seed-' || i || ':workflow.completed', true,
+                            '{{\"job_id\":\"seed-' || i || '\",\"event\":\"workflow.completed\"}}',
+                            'seed-' || i, 'seed-' || i, 'wf', 'workflow.completed', 'completed',
+                            timestamptz 'epoch' + ({base_us} + i) * interval '1 microsecond',
+                            timestamptz 'epoch' + ({base_us} + i) * interval '1 microsecond',
+                            {head} + i
+                     FROM generate_series(1, {rows}) AS i"
+                ),
+                format!("UPDATE feed_head SET seq = seq + {rows} WHERE id = 1"),
+                format!("UPDATE callback_count SET total = total + {rows} WHERE id = 1"),
+                "ALTER TABLE llm_callbacks ENABLE TRIGGER USER".to_owned(),
+            ] {
+                sqlx::query(&statement).execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            sqlx::query("VACUUM ANALYZE llm_callbacks")
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+    }
+    println!(
+        "seeded {rows} callbacks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Finding 7 of the review: "Mark all viewed" used to write a view row per
+/// callback in one statement, holding SQLite's write lock meanwhile (at 1M
+/// callbacks a sender got 3 answers in 30 s, one a 500). Now it writes one
+/// mark: with 50,000 callbacks, a sender posting while two users click gets
+/// only 2xx answers, the views table does not grow, and the count each
+/// click returns matches what stays unviewed.
+#[tokio::test]
+async fn mark_all_viewed_with_many_callbacks_keeps_the_sender_answered() {
+    const SEEDED: i64 = 50_000;
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let viewer = viewer(&server, "viewer@example.com").await;
+    seed_callbacks(&server, SEEDED).await;
+
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sender = {
+        let (sending, sent) = (sending.clone(), sent.clone());
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let url = server.url("/api/webhooks/llm-callback");
+        let secret = inbox_core::signature::WebhookSecret::parse(support::SECRET).unwrap();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while sending.load(std::sync::atomic::Ordering::Relaxed) || n < 40 {
+                let body = format!(r#"{{"job_id":"live-{n}","event":"workflow.completed"}}"#);
+                let started = std::time::Instant::now();
+                let status = client
+                    .post(&url)
+                    .header(
+                        "x-webhook-signature",
+                        inbox_core::signature::sign_hex(&secret, body.as_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .map_err(|err| err.to_string());
+                answers.push((status, started.elapsed()));
+                n += 1;
+                sent.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
+            answers
+        })
+    };
+    while sent.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let clicked = std::time::Instant::now();
+    let (admin_click, viewer_click) = tokio::join!(
+        call(&server, "/api/callbacks/mark-all-viewed", &admin, &[]),
+        call(&server, "/api/callbacks/mark-all-viewed", &viewer, &[]),
+    );
+    let click_time = clicked.elapsed();
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answers = sender.await.unwrap();
+
+    assert_eq!(admin_click.0, 200, "{admin_click:?}");
+    assert_eq!(viewer_click.0, 200, "{viewer_click:?}");
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| !matches!(status, Ok(200..=299)))
+        .collect();
+    assert!(failed.is_empty(), "the sender got {failed:?}");
+    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap();
+    println!(
+        "{} sender requests, slowest {slowest:?}; both clicks answered in {click_time:?}",
+        answers.len()
+    );
+    assert_eq!(view_rows(&server).await, 0, "a view row per callback");
+
+    // Everything up to the click is viewed, everything after is not.
+    let total = SEEDED + answers.len() as i64;
+    for (cookie, click) in [(&admin, &admin_click), (&viewer, &viewer_click)] {
+        let marked = click.1.as_i64().unwrap();
+        assert!(
+            (SEEDED..=total).contains(&marked),
+            "{marked} marked of {total}"
+        );
+        let (_, history) = call(&server, "/api/callbacks/history", cookie, &[]).await;
+        assert_eq!(history["unread_count"], total - marked);
+        let (_, poll) = call(&server, "/api/callbacks/poll", cookie, &[]).await;
+        assert_eq!(poll["unviewed_count"], total - marked);
+    }
+}
+
+/// What the click covers: every callback committed before it, whatever its
+/// request's start, and nothing committed after it, for each reader of
+/// "viewed": poll, the feed with a cursor, history's flag, filter and
+/// unread count, detail, export. The click adds no row per callback.
+#[tokio::test]
+async fn mark_all_viewed_covers_what_was_committed_before_the_click_only() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let other = second_admin(&server).await;
+    let old: Vec<String> = [
+        send(&server, "before-1", "workflow.completed", "wf", json!({})).await,
+        send(&server, "before-2", "workflow.completed", "wf", json!({})).await,
+        send(&server, "before-3", "workflow.failed", "wf", json!({})).await,
+    ]
+    .into();
+    let (status, _) = call(
+        &server,
+        "/api/callbacks/mark-viewed",
+        &admin,
+        &[("id", &old[0])],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, before) = call(&server, "/api/callbacks/poll", &admin, &[]).await;
+    let cursor_before = before["next_cursor"].as_str().unwrap().to_owned();
+    // A request that started before the click and commits after it.
+    let slow = support::live::SlowSender::start(server.addr, "slow-one").await;
+
+    let (status, marked) = call(&server, "/api/callbacks/mark-all-viewed", &admin, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(marked, 2, "two were unviewed");
+    assert_eq!(view_rows(&server).await, 1, "only the one opened by hand");
+
+    let (_, poll) = call(&server, "/api/callbacks/poll", &admin, &[]).await;
+    assert_eq!(poll["unviewed_count"], 0);
+    assert!(ids(&poll).is_empty());
+    let (_, history) = call(&server, "/api/callbacks/history", &admin, &[]).await;
+    assert_eq!(history["unread_count"], 0);
+    assert!(
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item["viewed"] == true),
+        "{history}"
+    );
+    let (_, unviewed) = call(
+        &server,
+        "/api/callbacks/history",
+        &admin,
+        &[("viewed", "false")],
+    )
+    .await;
+    assert!(ids(&unviewed).is_empty());
+    let (_, viewed) = call(
+        &server,
+        "/api/callbacks/history",
+        &admin,
+        &[("viewed", "true")],
+    )
+    .await;
+    assert_eq!(ids(&viewed).len(), 3);
+    let (_, detail) = call(&server, "/api/callbacks/detail", &admin, &[("id", &old[2])]).await;
+    assert!(detail["viewed_at"].is_string(), "{detail}");
+    assert_eq!(detail["viewers"][0]["email"], support::ADMIN_EMAIL);
+
+    // Committed after the click: unviewed everywhere.
+    slow.finish().await;
+    let later = send(&server, "after-1", "workflow.completed", "wf", json!({})).await;
+    let (_, poll) = call(&server, "/api/callbacks/poll", &admin, &[]).await;
+    assert_eq!(poll["unviewed_count"], 2);
+    assert_eq!(ids(&poll).len(), 2);
+    assert_eq!(ids(&poll)[1], later);
+    let (_, feed) = call(
+        &server,
+        "/api/callbacks/poll",
+        &admin,
+        &[("after", &cursor_before)],
+    )
+    .await;
+    assert_eq!(
+        ids(&feed),
+        ids(&poll),
+        "the feed skips what the click covered"
+    );
+    let (_, history) = call(&server, "/api/callbacks/history", &admin, &[]).await;
+    assert_eq!(history["unread_count"], 2);
+    assert_eq!(history["items"][0]["id"], later.as_str());
+    assert_eq!(history["items"][0]["viewed"], false);
+    let (_, unviewed) = call(
+        &server,
+        "/api/callbacks/history",
+        &admin,
+        &[("viewed", "false")],
+    )
+    .await;
+    assert_eq!(ids(&unviewed).len(), 2);
+    assert_eq!(ids(&unviewed)[0], later);
+    let (_, detail) = call(&server, "/api/callbacks/detail", &admin, &[("id", &later)]).await;
+    assert!(detail["viewed_at"].is_null());
+    let export = server
+        .client
+        .get(server.url("/api/callbacks/export?format=ndjson&viewed=false"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    let exported = export.text().await.unwrap();
+    assert_eq!(exported.lines().count(), 2, "{exported}");
+    assert!(exported.contains("slow-one") && exported.contains("after-1"));
+
+    // The other admin's state is untouched.
+    let (_, history) = call(&server, "/api/callbacks/history", &other, &[]).await;
+    assert_eq!(history["unread_count"], 5);
+}

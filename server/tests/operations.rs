@@ -427,11 +427,11 @@ async fn retention_deletes_only_what_is_old_and_keeps_counts_consistent() {
     let store = server.store().await;
     let now = unix_micros(time::OffsetDateTime::now_utc());
     let day = 86_400_000_000i64;
-    // 40-day-old callbacks (some viewed) and fresh ones.
+    // 40-day-old callbacks (opened one by one) and fresh ones.
     for (n, age_days) in [(0, 40), (1, 40), (2, 40), (3, 1), (4, 0)] {
         let body = format!(r#"{{"job_id":"r{n}","event":"workflow.completed"}}"#);
         let payload: serde_json::Map<String, Value> = serde_json::from_str(&body).unwrap();
-        store
+        let stored = store
             .insert_callback(inbox_core::store::NewCallback {
                 id: uuid::Uuid::now_v7(),
                 callback_id: inbox_core::delivery::derive_delivery_id(
@@ -449,7 +449,14 @@ async fn retention_deletes_only_what_is_old_and_keeps_counts_consistent() {
             })
             .await
             .unwrap();
+        if age_days == 40 {
+            let id = stored.id.to_string();
+            server
+                .call("/api/callbacks/mark-viewed", Some(&cookie), &[("id", &id)])
+                .await;
+        }
     }
+    // The fresh ones are viewed by a mark, which outlives the rows it covered.
     server
         .call("/api/callbacks/mark-all-viewed", Some(&cookie), &[])
         .await;
@@ -707,4 +714,178 @@ async fn admins_create_list_and_revoke_tokens_through_the_api_and_viewers_cannot
     assert_eq!(again.status(), 404);
     let listed = json_of(server.call("/api/admin/tokens", Some(&admin), &[]).await).await;
     assert!(listed[0]["revoked_at"].is_string(), "{listed}");
+}
+
+// --- heavy reads and flood bounds (review, issue 16) ---------------------------
+
+/// The value of one series on the server's `/metrics` page (0 when absent).
+async fn scrape(server: &TestServer, series: &str) -> f64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric(&text, series)
+}
+
+/// A week's summary reads every audit row of the week (about 1 s at 500,000
+/// rows; 8 viewers at once took 11.7 s). Eight viewers asking at once now
+/// share one computation, later requests reuse it for 5 s, and after that
+/// it is computed afresh.
+#[tokio::test]
+async fn concurrent_summary_requests_share_one_computation_for_5_s() {
+    const SERIES: &str = r#"callback_inbox_delivery_summary_computations_total{window="7d"}"#;
+    let server = TestServer::start().await;
+    let cookie = server.login_admin().await;
+    let db = server.db().await;
+    let insert = format!(
+        "INSERT INTO webhook_deliveries (received_at, outcome, http_status, processing_us, body_bytes, count)
+         VALUES ({}, 'accepted', 200, 1000, 10, 1)",
+        sql::time(server.backend(), 1)
+    );
+    let minute_ago = || unix_micros(time::OffsetDateTime::now_utc()) - 60_000_000;
+    sqlx::query(&insert)
+        .bind(minute_ago())
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let before = scrape(&server, SERIES).await;
+    let asks: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(
+                server
+                    .client
+                    .post(server.url("/api/deliveries/summary"))
+                    .header("cookie", &cookie)
+                    .form(&[("window", "7d")])
+                    .send(),
+            )
+        })
+        .collect();
+    let first_answered = std::time::Instant::now();
+    for ask in asks {
+        let summary = json_of(ask.await.unwrap().unwrap()).await;
+        assert_eq!(summary["total"], 1, "{summary}");
+    }
+    assert_eq!(
+        scrape(&server, SERIES).await - before,
+        1.0,
+        "eight concurrent requests, one computation"
+    );
+
+    sqlx::query(&insert)
+        .bind(minute_ago())
+        .execute(&db)
+        .await
+        .unwrap();
+    let summary = json_of(
+        server
+            .call(
+                "/api/deliveries/summary",
+                Some(&cookie),
+                &[("window", "7d")],
+            )
+            .await,
+    )
+    .await;
+    assert!(
+        first_answered.elapsed() < std::time::Duration::from_secs(5),
+        "the machine is too slow for this check"
+    );
+    assert_eq!(summary["total"], 1, "served from the cache within 5 s");
+
+    tokio::time::sleep(
+        std::time::Duration::from_millis(5_200).saturating_sub(first_answered.elapsed()),
+    )
+    .await;
+    let summary = json_of(
+        server
+            .call(
+                "/api/deliveries/summary",
+                Some(&cookie),
+                &[("window", "7d")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(summary["total"], 2, "computed afresh after 5 s");
+    assert_eq!(scrape(&server, SERIES).await - before, 2.0);
+}
+
+/// Finding 10 of the review: unauthenticated requests were counted per
+/// address, so 3,000 addresses made 3,000 audit rows a minute. Now each
+/// minute has at most 50 rows of single addresses; the rest share one
+/// "(many addresses)" row that counts them, so every request is counted.
+#[tokio::test]
+async fn requests_from_3000_addresses_make_at_most_51_audit_rows_a_minute() {
+    const ADDRESSES: usize = 3_000;
+    let mut server = TestServer::start_with(&["--trusted-proxies", "127.0.0.1"]).await;
+    // All in one minute, unless the machine is very slow.
+    let second = time::OffsetDateTime::now_utc().second();
+    if second > 40 {
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(61 - second))).await;
+    }
+    let url = server.url(ENDPOINT);
+    let mut senders = Vec::new();
+    for task in 0..16 {
+        let client = server.client.clone();
+        let url = url.clone();
+        senders.push(tokio::spawn(async move {
+            for n in (task..ADDRESSES).step_by(16) {
+                let status = client
+                    .post(&url)
+                    .header(
+                        "x-forwarded-for",
+                        format!("198.18.{}.{}", n / 250, n % 250 + 1),
+                    )
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 401);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    server.stop().await;
+
+    let db = server.db().await;
+    let rows: Vec<(i64, i64, Option<String>)> = sqlx::query_as(&format!(
+        "SELECT {}, count, remote_addr FROM webhook_deliveries WHERE aggregate_key IS NOT NULL",
+        sql::micros(server.backend(), "received_at")
+    ))
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let mut minutes: BTreeMap<i64, (usize, i64)> = BTreeMap::new();
+    for (received_at, count, _) in &rows {
+        let minute = minutes
+            .entry(received_at.div_euclid(60_000_000))
+            .or_default();
+        minute.0 += 1;
+        minute.1 += count;
+    }
+    println!("rows per minute (rows, requests): {minutes:?}");
+    for (minute, (row_count, _)) in &minutes {
+        assert!(*row_count <= 51, "{row_count} rows in minute {minute}");
+    }
+    assert_eq!(
+        minutes.values().map(|(_, requests)| requests).sum::<i64>(),
+        ADDRESSES as i64,
+        "every request counted"
+    );
+    let shared: i64 = rows
+        .iter()
+        .filter(|(_, _, address)| address.as_deref() == Some("(many addresses)"))
+        .map(|(_, count, _)| count)
+        .sum();
+    assert!(shared >= (ADDRESSES - 2 * 50) as i64, "{shared} shared");
 }

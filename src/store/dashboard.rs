@@ -2,6 +2,16 @@
 //!
 //! Every list is keyset-paginated on `(created_at, id)`, served by the
 //! `llm_callbacks_created_at` index, so a page costs the same at any depth.
+//!
+//! **What "viewed" means.** A callback is viewed by a user when it has a row
+//! in `llm_callback_views` (the user opened it, or marked it), or when its
+//! feed position is at or below the user's **mark**: "Mark all viewed"
+//! records the feed's head at the click (one row in
+//! `llm_callback_view_marks`), which covers everything committed by then, in
+//! commit order, on every node. The click costs one small write whatever the
+//! number of callbacks; every reader below (poll, the feed and stream,
+//! detail, history's flag and filter, the unread count, export) applies both
+//! rules.
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
@@ -45,6 +55,11 @@ pub(super) fn micros_of(at: OffsetDateTime) -> i64 {
 /// How far back a client without a cursor looks for its newest unviewed
 /// callbacks.
 pub const BACKLOG_WINDOW: i64 = 10_000;
+
+/// Marks kept per user: "viewed at" of a callback under a mark is the time
+/// of the first kept mark that covers it, so older clicks are folded into
+/// later ones instead of growing the table.
+pub const VIEW_MARKS_KEPT: i64 = 16;
 
 fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
@@ -131,7 +146,9 @@ impl Store {
                 "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid, c.feed_seq
                  FROM llm_callbacks c INDEXED BY llm_callbacks_feed
-                 WHERE c.feed_seq > $1 AND c.feed_seq <= $2
+                 WHERE c.feed_seq > max($1, (SELECT coalesce(max(m.seq), 0)
+                                             FROM llm_callback_view_marks m WHERE m.user_id = $3))
+                   AND c.feed_seq <= $2
                    AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
                                    WHERE v.callback_id = c.id AND v.admin_user_id = $3)
                  ORDER BY c.feed_seq
@@ -139,7 +156,9 @@ impl Store {
                 "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid, c.feed_seq
                  FROM llm_callbacks c
-                 WHERE c.feed_seq > $1 AND c.feed_seq <= $2
+                 WHERE c.feed_seq > greatest($1, (SELECT coalesce(max(m.seq), 0)
+                                                  FROM llm_callback_view_marks m WHERE m.user_id = $3))
+                   AND c.feed_seq <= $2
                    AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
                                    WHERE v.callback_id = c.id AND v.admin_user_id = $3)
                  ORDER BY c.feed_seq
@@ -178,7 +197,9 @@ impl Store {
                 "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid
                  FROM llm_callbacks c INDEXED BY llm_callbacks_feed
-                 WHERE c.feed_seq <= $1 AND c.feed_seq > $1 - $4
+                 WHERE c.feed_seq <= $1
+                   AND c.feed_seq > max($1 - $4, (SELECT coalesce(max(m.seq), 0)
+                                                  FROM llm_callback_view_marks m WHERE m.user_id = $2))
                    AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
                                    WHERE v.callback_id = c.id AND v.admin_user_id = $2)
                  ORDER BY c.feed_seq DESC
@@ -186,7 +207,9 @@ impl Store {
                 "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid
                  FROM llm_callbacks c
-                 WHERE c.feed_seq <= $1 AND c.feed_seq > $1 - $4
+                 WHERE c.feed_seq <= $1
+                   AND c.feed_seq > greatest($1 - $4, (SELECT coalesce(max(m.seq), 0)
+                                                       FROM llm_callback_view_marks m WHERE m.user_id = $2))
                    AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
                                    WHERE v.callback_id = c.id AND v.admin_user_id = $2)
                  ORDER BY c.feed_seq DESC
@@ -213,13 +236,17 @@ impl Store {
         id: Uuid,
     ) -> Result<Option<CallbackDetail>, StoreError> {
         on_db!(self.db(), |pool, dialect| {
+            // Viewed at: the user's view row, else the first of their marks
+            // that covers the callback.
             let Some(row) = sqlx::query(
                 "SELECT c.id, c.callback_id, c.external_job_id, c.workflow_name, c.event_type,
                         c.status, c.error_message, c.signature_valid, c.signature_scheme,
                         c.signature_header, c.verified_at, c.payload, c.delivery_count,
-                        c.created_at, c.updated_at,
-                        (SELECT viewed_at FROM llm_callback_views v
-                          WHERE v.callback_id = c.id AND v.admin_user_id = $2) AS my_viewed_at
+                        c.created_at, c.updated_at, c.feed_seq,
+                        coalesce((SELECT viewed_at FROM llm_callback_views v
+                                   WHERE v.callback_id = c.id AND v.admin_user_id = $2),
+                                 (SELECT min(m.marked_at) FROM llm_callback_view_marks m
+                                   WHERE m.user_id = $2 AND m.seq >= c.feed_seq)) AS my_viewed_at
                  FROM llm_callbacks c WHERE c.id = $1",
             )
             .bind(id)
@@ -230,11 +257,20 @@ impl Store {
                 return Ok(None);
             };
             let viewers = sqlx::query(
-                "SELECT u.email, v.viewed_at FROM llm_callback_views v
+                "SELECT u.email AS email, v.viewed_at AS viewed_at FROM llm_callback_views v
                  JOIN users u ON u.id = v.admin_user_id
-                 WHERE v.callback_id = $1 ORDER BY v.viewed_at",
+                 WHERE v.callback_id = $1
+                 UNION ALL
+                 SELECT u.email AS email, min(m.marked_at) AS viewed_at
+                 FROM llm_callback_view_marks m JOIN users u ON u.id = m.user_id
+                 WHERE m.seq >= $2
+                   AND NOT EXISTS (SELECT 1 FROM llm_callback_views v
+                                   WHERE v.callback_id = $1 AND v.admin_user_id = m.user_id)
+                 GROUP BY u.id, u.email
+                 ORDER BY viewed_at",
             )
             .bind(id)
+            .bind(row.int("feed_seq")?)
             .fetch_all(pool)
             .await?
             .iter()
@@ -250,12 +286,16 @@ impl Store {
     }
 
     /// Marks a callback viewed by `user`; repeating it changes nothing.
-    /// Returns false when the callback does not exist.
+    /// Returns false when the callback does not exist. A callback already
+    /// under the user's mark gets no row: it is viewed already.
     pub async fn mark_viewed(&self, user: Uuid, id: Uuid, now_us: i64) -> Result<bool, StoreError> {
         on_db!(self.db(), |pool, dialect| {
             let result = match sqlx::query(
-                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
-                 SELECT id, $2, $3 FROM llm_callbacks WHERE id = $1
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at, feed_seq)
+                 SELECT c.id, $2, $3, c.feed_seq FROM llm_callbacks c
+                 WHERE c.id = $1
+                   AND c.feed_seq > (SELECT coalesce(max(m.seq), 0)
+                                     FROM llm_callback_view_marks m WHERE m.user_id = $2)
                  ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
             )
             .bind(id)
@@ -281,37 +321,99 @@ impl Store {
         })
     }
 
-    /// Marks every callback viewed by `user`; returns how many were new.
+    /// Marks every callback committed so far viewed by `user`: one mark at
+    /// the feed's head, a write of one row (and the removal of the user's
+    /// oldest mark beyond [`VIEW_MARKS_KEPT`]) whatever the number of
+    /// callbacks, so the sender's writer never waits long behind it.
+    ///
+    /// Returns how many callbacks this call marked (those between the
+    /// user's previous mark and the new one that had no view row), counted
+    /// after the write from two index ranges; 0 when nothing arrived since
+    /// the previous mark.
     pub async fn mark_all_viewed(&self, user: Uuid, now_us: i64) -> Result<u64, StoreError> {
-        let result = on_db!(self.db(), |pool, dialect| {
-            sqlx::query(
-                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
-                 SELECT c.id, $1, $2 FROM llm_callbacks c WHERE true
-                 ON CONFLICT (callback_id, admin_user_id) DO NOTHING",
+        let (previous, marked) = on_db!(self.db(), |pool, dialect| {
+            // SQLite: take the write lock first, so the read below cannot be
+            // outdated by the time the transaction writes.
+            let mut tx = pool
+                .begin_with(dialect.pick("BEGIN IMMEDIATE", "BEGIN"))
+                .await?;
+            let previous: i64 = sqlx::query_scalar(
+                "SELECT coalesce(max(seq), 0) FROM llm_callback_view_marks WHERE user_id = $1",
+            )
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+            let marked: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO llm_callback_view_marks (user_id, seq, marked_at)
+                 SELECT $1, seq, $2 FROM feed_head WHERE id = 1 AND seq > $3
+                 ON CONFLICT (user_id, seq) DO NOTHING
+                 RETURNING seq",
             )
             .bind(user)
             .bind(DbTime(now_us))
-            .execute(pool)
-            .await?
-            .rows_affected()
+            .bind(previous)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if marked.is_some() {
+                sqlx::query(
+                    "DELETE FROM llm_callback_view_marks WHERE user_id = $1 AND seq <
+                       (SELECT seq FROM llm_callback_view_marks WHERE user_id = $1
+                        ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                )
+                .bind(user)
+                .bind(VIEW_MARKS_KEPT - 1)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            (previous, marked)
         });
-        Ok(result)
+        let Some(marked) = marked else {
+            return Ok(0);
+        };
+        // Read after the commit: no lock held while counting.
+        let newly: i64 = on_db!(self.db(), |pool, dialect| {
+            sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM llm_callbacks
+                          WHERE feed_seq > $2 AND feed_seq <= $3)
+                      - (SELECT count(*) FROM llm_callback_views
+                          WHERE admin_user_id = $1 AND feed_seq > $2 AND feed_seq <= $3)",
+            )
+            .bind(user)
+            .bind(previous)
+            .bind(marked)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(newly).unwrap_or(0))
     }
 
-    /// Callbacks `user` has not viewed.
+    /// Callbacks `user` has not viewed: those above the user's mark without
+    /// a view row. Counted from index ranges only: the callbacks above the
+    /// mark (or the trigger-kept total less those at or below it, whichever
+    /// range is shorter) less the user's view rows above the mark.
     pub async fn unread_count(&self, user: Uuid) -> Result<i64, StoreError> {
-        // The total is kept by triggers (a lookup at any table size); the
-        // views are counted from the user's index entries.
-        let (total, viewed): (i64, i64) = on_db!(self.db(), |pool, dialect| {
-            sqlx::query_as(
-                "SELECT (SELECT total FROM callback_count WHERE id = 1),
-                        (SELECT count(*) FROM llm_callback_views WHERE admin_user_id = $1)",
+        let unread: i64 = on_db!(self.db(), |pool, dialect| {
+            sqlx::query_scalar(
+                "SELECT CASE
+                          WHEN m.w = 0 THEN (SELECT total FROM callback_count WHERE id = 1)
+                          WHEN h.seq - m.w <= m.w - coalesce((SELECT min(feed_seq) FROM llm_callbacks), m.w)
+                            THEN (SELECT count(*) FROM llm_callbacks WHERE feed_seq > m.w)
+                          ELSE (SELECT total FROM callback_count WHERE id = 1)
+                               - (SELECT count(*) FROM llm_callbacks WHERE feed_seq <= m.w)
+                        END
+                        - (SELECT count(*) FROM llm_callback_views v
+                            WHERE v.admin_user_id = $1 AND v.feed_seq > m.w)
+                 FROM feed_head h,
+                      (SELECT coalesce(max(seq), 0) AS w FROM llm_callback_view_marks
+                        WHERE user_id = $1) m
+                 WHERE h.id = 1",
             )
             .bind(user)
             .fetch_one(pool)
             .await?
         });
-        Ok((total - viewed).max(0))
+        Ok(unread.max(0))
     }
 
     /// One page of history, newest first, filtered.
@@ -426,14 +528,18 @@ where
     if with_payload {
         query.push("c.payload, ");
     }
-    // A scalar lookup, not EXISTS: PostgreSQL would turn an EXISTS here into
-    // a hash of all the user's views, built before the first row of a page.
+    // Viewed: under the user's mark (a scalar subquery, evaluated once per
+    // statement), or a view row. A scalar lookup, not EXISTS: PostgreSQL
+    // would turn an EXISTS here into a hash of all the user's views, built
+    // before the first row of a page.
+    query.push("(c.feed_seq <= ");
+    push_mark(&mut query, user);
     query.push(
-        "(SELECT 1 FROM llm_callback_views v
+        " OR (SELECT 1 FROM llm_callback_views v
            WHERE v.callback_id = c.id AND v.admin_user_id = ",
     );
     query.push_bind(user);
-    query.push(") IS NOT NULL AS viewed FROM llm_callbacks c WHERE 1 = 1");
+    query.push(") IS NOT NULL) AS viewed FROM llm_callbacks c WHERE 1 = 1");
     if let Some(event_type) = filter.event_type.as_deref().filter(|v| !v.is_empty()) {
         query
             .push(" AND c.event_type = ")
@@ -448,13 +554,20 @@ where
         query.push(" AND c.signature_valid = ").push_bind(valid);
     }
     if let Some(viewed) = filter.viewed {
-        query.push(if viewed {
-            " AND EXISTS"
+        if viewed {
+            query.push(" AND (c.feed_seq <= ");
+            push_mark(&mut query, user);
+            query.push(" OR EXISTS");
         } else {
-            " AND NOT EXISTS"
-        });
+            query.push(" AND c.feed_seq > ");
+            push_mark(&mut query, user);
+            query.push(" AND NOT EXISTS");
+        }
         query.push(" (SELECT 1 FROM llm_callback_views v2 WHERE v2.callback_id = c.id AND v2.admin_user_id = ");
         query.push_bind(user).push(")");
+        if viewed {
+            query.push(")");
+        }
     }
     if let Some(from) = filter.from {
         query
@@ -482,6 +595,19 @@ where
         query.push(" ESCAPE '\\')");
     }
     query
+}
+
+/// The feed position of `user`'s latest mark (0 without one), as a scalar
+/// subquery: every callback at or below it counts as viewed.
+fn push_mark<'a, DB>(query: &mut QueryBuilder<'a, DB>, user: Uuid)
+where
+    DB: Database,
+    Uuid: Encode<'a, DB> + Type<DB>,
+{
+    query
+        .push("(SELECT coalesce(max(m.seq), 0) FROM llm_callback_view_marks m WHERE m.user_id = ")
+        .push_bind(user)
+        .push(")");
 }
 
 /// Rows strictly on one side of `cursor` in `(created_at, id)` order;
@@ -561,6 +687,300 @@ fn detail_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::NewCallback;
+    use crate::store::test_database::TestDatabase;
+
+    const T0: i64 = 1_763_000_000_000_000;
+
+    async fn user(store: &Store, email: &str) -> Uuid {
+        let id = Uuid::now_v7();
+        on_db!(store.db(), |pool, dialect| {
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, role, created_at)
+                 VALUES ($1, $2, 'x', 'admin', $3)",
+            )
+            .bind(id)
+            .bind(email)
+            .bind(DbTime(T0))
+            .execute(pool)
+            .await
+            .unwrap();
+        });
+        id
+    }
+
+    async fn add(store: &Store, job: &str) -> Uuid {
+        let body = format!(r#"{{"job_id":"{job}","event":"workflow.completed"}}"#);
+        let payload: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let payload = payload.as_object().unwrap();
+        store
+            .insert_callback(NewCallback {
+                id: Uuid::now_v7(),
+                callback_id: crate::delivery::derive_delivery_id(
+                    None,
+                    payload,
+                    None,
+                    body.as_bytes(),
+                ),
+                signature_valid: true,
+                signature_scheme: None,
+                verified_at_us: None,
+                fields: crate::fields::extract_fields(payload, None, &body),
+                payload: body,
+                received_at_us: T0,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn view_rows(store: &Store, user: Uuid) -> i64 {
+        on_db!(store.db(), |pool, dialect| {
+            sqlx::query_scalar("SELECT count(*) FROM llm_callback_views WHERE admin_user_id = $1")
+                .bind(user)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        })
+    }
+
+    async fn history_ids(store: &Store, user: Uuid, viewed: Option<bool>) -> Vec<Uuid> {
+        let filter = HistoryFilter {
+            viewed,
+            ..HistoryFilter::default()
+        };
+        store
+            .history(user, &filter, HistoryDirection::Newest, MAX_PAGE)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|item| item.id)
+            .collect()
+    }
+
+    /// "Mark all viewed" writes one mark, not a row per callback, and every
+    /// reader of "viewed" agrees with it: poll, the feed, history's flag,
+    /// filter and count, detail, and a callback arriving afterwards.
+    #[tokio::test]
+    async fn mark_all_viewed_is_one_mark_that_every_reader_honours() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let alice = user(&store, "alice@example.com").await;
+        let bob = user(&store, "bob@example.com").await;
+        let mut old = Vec::new();
+        for n in 0..5 {
+            old.push(add(&store, &format!("old-{n}")).await);
+        }
+        assert!(store.mark_viewed(alice, old[1], T0).await.unwrap());
+        assert_eq!(store.unread_count(alice).await.unwrap(), 4);
+
+        assert_eq!(store.mark_all_viewed(alice, T0 + 10).await.unwrap(), 4);
+        assert_eq!(view_rows(&store, alice).await, 1, "no row per callback");
+        assert_eq!(
+            store.mark_all_viewed(alice, T0 + 20).await.unwrap(),
+            0,
+            "nothing new to mark"
+        );
+        assert_eq!(store.unread_count(alice).await.unwrap(), 0);
+        let poll = store.poll(alice, None, 20).await.unwrap();
+        assert_eq!(poll.unviewed_count, Some(0));
+        assert!(poll.items.is_empty());
+        let (items, _) = store
+            .feed_after(alice, FeedCursor(0), store.feed_head().await.unwrap(), 20)
+            .await
+            .unwrap();
+        assert!(items.is_empty(), "the feed skips marked callbacks");
+        assert!(history_ids(&store, alice, Some(false)).await.is_empty());
+        assert_eq!(history_ids(&store, alice, Some(true)).await.len(), 5);
+        let page = store
+            .history(
+                alice,
+                &HistoryFilter::default(),
+                HistoryDirection::Newest,
+                20,
+            )
+            .await
+            .unwrap();
+        assert!(page.items.iter().all(|item| item.viewed));
+        assert_eq!(page.unread_count, 0);
+        let detail = store.callback_detail(alice, old[3]).await.unwrap().unwrap();
+        assert_eq!(detail.viewed_at, Some(time_of(T0 + 10)), "the mark's time");
+        assert_eq!(detail.viewers.len(), 1);
+        assert_eq!(detail.viewers[0].email, "alice@example.com");
+        let detail = store.callback_detail(alice, old[1]).await.unwrap().unwrap();
+        assert_eq!(
+            detail.viewed_at,
+            Some(time_of(T0)),
+            "opened before the mark"
+        );
+        // Opening a marked callback changes nothing and adds no row.
+        assert!(store.mark_viewed(alice, old[3], T0 + 30).await.unwrap());
+        assert_eq!(view_rows(&store, alice).await, 1);
+
+        // Bob's state is his own.
+        assert_eq!(store.unread_count(bob).await.unwrap(), 5);
+        assert_eq!(history_ids(&store, bob, Some(false)).await.len(), 5);
+
+        // A callback committed after the click is unviewed everywhere.
+        let fresh = add(&store, "fresh").await;
+        assert_eq!(store.unread_count(alice).await.unwrap(), 1);
+        let poll = store.poll(alice, None, 20).await.unwrap();
+        assert_eq!(poll.unviewed_count, Some(1));
+        assert_eq!(poll.items.len(), 1);
+        assert_eq!(poll.items[0].id, fresh);
+        let (items, _) = store
+            .feed_after(alice, FeedCursor(0), store.feed_head().await.unwrap(), 20)
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].1.id, fresh);
+        assert_eq!(history_ids(&store, alice, Some(false)).await, vec![fresh]);
+        let detail = store.callback_detail(alice, fresh).await.unwrap().unwrap();
+        assert_eq!(detail.viewed_at, None);
+        assert!(detail.viewers.is_empty());
+
+        assert!(store.mark_viewed(alice, fresh, T0 + 40).await.unwrap());
+        assert_eq!(store.unread_count(alice).await.unwrap(), 0);
+        assert_eq!(
+            store.mark_all_viewed(alice, T0 + 50).await.unwrap(),
+            0,
+            "the one new callback was opened already"
+        );
+        assert_eq!(store.unread_count(bob).await.unwrap(), 6);
+    }
+
+    /// The unread count takes whichever index range is shorter: the
+    /// callbacks above the mark, or the total less those at or below it.
+    /// Both give the same answer, with view rows above the mark subtracted
+    /// and those below it ignored.
+    #[tokio::test]
+    async fn the_unread_count_is_exact_on_either_side_of_the_mark() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let carol = user(&store, "carol@example.com").await;
+        // Many below the mark, few above: counted above the mark.
+        let mut ids = Vec::new();
+        for n in 0..12 {
+            ids.push(add(&store, &format!("a-{n}")).await);
+        }
+        store.mark_viewed(carol, ids[0], T0).await.unwrap();
+        store.mark_all_viewed(carol, T0).await.unwrap();
+        let above: Vec<Uuid> = [
+            add(&store, "b-0").await,
+            add(&store, "b-1").await,
+            add(&store, "b-2").await,
+        ]
+        .into();
+        store.mark_viewed(carol, above[1], T0).await.unwrap();
+        assert_eq!(store.unread_count(carol).await.unwrap(), 2);
+        // Now many above the mark: counted as the total less those below.
+        for n in 0..30 {
+            add(&store, &format!("c-{n}")).await;
+        }
+        assert_eq!(store.unread_count(carol).await.unwrap(), 32);
+        assert_eq!(history_ids(&store, carol, Some(false)).await.len(), 32);
+        // Retention removes the oldest: still exact.
+        on_db!(store.db(), |pool, dialect| {
+            sqlx::query("DELETE FROM llm_callbacks WHERE id = $1 OR id = $2")
+                .bind(ids[0])
+                .bind(above[0])
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        assert_eq!(store.unread_count(carol).await.unwrap(), 31);
+    }
+
+    /// A view row written without its feed position (a node of the previous
+    /// release, a script) gets it from a trigger, so the count stays exact.
+    #[tokio::test]
+    async fn view_rows_written_without_a_position_still_count() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let dave = user(&store, "dave@example.com").await;
+        let first = add(&store, "x-0").await;
+        add(&store, "x-1").await;
+        on_db!(store.db(), |pool, dialect| {
+            sqlx::query(
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(first)
+            .bind(dave)
+            .bind(DbTime(T0))
+            .execute(pool)
+            .await
+            .unwrap();
+        });
+        assert_eq!(store.unread_count(dave).await.unwrap(), 1);
+        store.mark_all_viewed(dave, T0).await.unwrap();
+        add(&store, "x-2").await;
+        assert_eq!(store.unread_count(dave).await.unwrap(), 1);
+    }
+
+    /// Reverting the migration turns marks back into one view row per
+    /// callback, so the previous release shows the same viewed state.
+    #[tokio::test]
+    async fn reverting_the_marks_turns_them_into_view_rows() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let frank = user(&store, "frank@example.com").await;
+        let opened = add(&store, "r-0").await;
+        add(&store, "r-1").await;
+        add(&store, "r-2").await;
+        store.mark_viewed(frank, opened, T0).await.unwrap();
+        store.mark_all_viewed(frank, T0 + 5).await.unwrap();
+        add(&store, "r-3").await;
+        on_db!(store.db(), |pool, dialect| {
+            let (migrator, before_marks) = match dialect {
+                Dialect::Sqlite => (&super::super::SQLITE_MIGRATOR, 20261122000007),
+                Dialect::Postgres => (&super::super::POSTGRES_MIGRATOR, 20261122000002),
+            };
+            migrator.undo(pool, before_marks).await.unwrap();
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM llm_callback_views WHERE admin_user_id = $1",
+            )
+            .bind(frank)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            assert_eq!(count, 3, "the opened one and the two under the mark");
+            migrator.run(pool).await.unwrap();
+        });
+        // Up again: the rows carry their positions, the count is exact.
+        assert_eq!(store.unread_count(frank).await.unwrap(), 1);
+    }
+
+    /// Each click with something new adds a mark; only the last
+    /// [`VIEW_MARKS_KEPT`] stay, and a callback under a removed one counts
+    /// as viewed at the next kept one.
+    #[tokio::test]
+    async fn marks_per_user_stay_bounded() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let erin = user(&store, "erin@example.com").await;
+        let first = add(&store, "m-0").await;
+        let clicks = VIEW_MARKS_KEPT + 4;
+        for n in 0..clicks {
+            assert_eq!(store.mark_all_viewed(erin, T0 + n).await.unwrap(), 1);
+            add(&store, &format!("m-{}", n + 1)).await;
+        }
+        let marks: i64 = on_db!(store.db(), |pool, dialect| {
+            sqlx::query_scalar("SELECT count(*) FROM llm_callback_view_marks WHERE user_id = $1")
+                .bind(erin)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(marks, VIEW_MARKS_KEPT);
+        let detail = store.callback_detail(erin, first).await.unwrap().unwrap();
+        assert_eq!(
+            detail.viewed_at,
+            Some(time_of(T0 + clicks - VIEW_MARKS_KEPT))
+        );
+        assert_eq!(store.unread_count(erin).await.unwrap(), 1);
+    }
 
     #[test]
     fn limits_default_to_20_and_are_capped_at_100() {

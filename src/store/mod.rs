@@ -190,6 +190,9 @@ pub struct Store {
     /// sent by this node's writer, and with PostgreSQL also by the feed
     /// listener, which hears every node's commits.
     feed: broadcast::Sender<i64>,
+    /// This node's delivery summaries, shared by every viewer for a few
+    /// seconds (see [`Store::delivery_summary_cached`]).
+    summaries: operations::SummaryCache,
 }
 
 /// Where a `DATABASE_URL` points.
@@ -224,6 +227,7 @@ impl Store {
                     db: Db::Sqlite(pool),
                     writer,
                     feed,
+                    summaries: Default::default(),
                 })
             }
             Target::Postgres(options) => {
@@ -252,6 +256,7 @@ impl Store {
                     db: Db::Postgres(pool),
                     writer,
                     feed,
+                    summaries: Default::default(),
                 })
             }
         }

@@ -2,6 +2,9 @@
 //! which secret senders use, retention, and export pages.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
@@ -43,6 +46,14 @@ pub enum SummaryWindow {
 }
 
 impl SummaryWindow {
+    fn index(self) -> usize {
+        match self {
+            Self::Hour => 0,
+            Self::Day => 1,
+            Self::Week => 2,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim() {
             "1h" => Some(Self::Hour),
@@ -76,6 +87,26 @@ impl SummaryWindow {
             Self::Week => 4 * 3_600,
         }
     }
+}
+
+/// How long a computed delivery summary is served to every viewer before it
+/// is computed again.
+pub const SUMMARY_CACHE_FOR: Duration = Duration::from_secs(5);
+
+/// The delivery summaries of one node: per window, the last one computed
+/// and when. A summary reads every audit row of its window (about a second
+/// for a week of 500,000 rows), so viewers share one computation per window
+/// at a time instead of each starting their own.
+#[derive(Clone, Default)]
+pub(super) struct SummaryCache {
+    cells: [Arc<tokio::sync::Mutex<Option<CachedSummary>>>; 3],
+    computations: Arc<AtomicU64>,
+}
+
+struct CachedSummary {
+    /// The `now` it was computed for.
+    at_us: i64,
+    summary: DeliverySummary,
 }
 
 /// How often a secret verified requests.
@@ -184,6 +215,10 @@ pub fn weighted_percentile(sorted: &[(i64, i64)], total: i64, p: f64) -> Option<
     sorted.last().map(|(value, _)| *value)
 }
 
+fn summary_cache_us() -> i64 {
+    i64::try_from(SUMMARY_CACHE_FOR.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// Sleeps twice as long as the batch that started at `batch_started` took.
 async fn yield_to_ingest(batch_started: std::time::Instant) {
     let pause = (batch_started.elapsed() * 2).max(std::time::Duration::from_millis(5));
@@ -262,6 +297,52 @@ impl Store {
             query.push(" LIMIT 1");
             Ok(query.build().fetch_optional(pool).await?.is_some())
         })
+    }
+
+    /// [`Self::delivery_summary`] as the dashboard asks for it: computed at
+    /// most once per window at a time on this node, and reused for
+    /// [`SUMMARY_CACHE_FOR`]. Requests that arrive while it is computed wait
+    /// for that computation; it finishes (and is kept) even when the request
+    /// that started it goes away.
+    pub async fn delivery_summary_cached(
+        &self,
+        window: SummaryWindow,
+        now: OffsetDateTime,
+    ) -> Result<DeliverySummary, StoreError> {
+        let now_us = micros_of(now);
+        let cell = self.summaries.cells[window.index()].clone();
+        let mut slot = cell.lock_owned().await;
+        if let Some(cached) = slot.as_ref()
+            && (0..summary_cache_us()).contains(&(now_us - cached.at_us))
+        {
+            return Ok(cached.summary.clone());
+        }
+        let store = self.clone();
+        let computation = tokio::spawn(async move {
+            store.summaries.computations.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(
+                "callback_inbox_delivery_summary_computations_total",
+                "window" => window.as_str()
+            )
+            .increment(1);
+            let summary = store.delivery_summary(window, now).await?;
+            *slot = Some(CachedSummary {
+                at_us: now_us,
+                summary: summary.clone(),
+            });
+            Ok(summary)
+        });
+        match computation.await {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Only when the runtime shuts down.
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
+        }
+    }
+
+    /// How many summaries this node has computed (each window counted).
+    pub fn delivery_summary_computations(&self) -> u64 {
+        self.summaries.computations.load(Ordering::Relaxed)
     }
 
     /// Counts, percentiles and the chart of the last `window` before `now`.
@@ -505,6 +586,80 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_database::TestDatabase;
+    use crate::store::{DeliveryOutcome, DeliveryRecord};
+
+    async fn accepted(store: &Store, at: OffsetDateTime) {
+        store
+            .record_delivery(DeliveryRecord {
+                received_at_us: micros_of(at),
+                request_id: None,
+                outcome: DeliveryOutcome::Accepted,
+                http_status: 200,
+                processing_us: 1_000,
+                body_bytes: 10,
+                remote_addr: None,
+                callback_id: None,
+                llm_callback_id: None,
+                signature_scheme: None,
+                secret_label: None,
+                authenticated: true,
+                count: 1,
+            })
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+
+    /// Eight viewers asking for the same window at once share one
+    /// computation; the answer is reused within [`SUMMARY_CACHE_FOR`] and
+    /// computed afresh after it. Windows are computed separately.
+    #[tokio::test]
+    async fn concurrent_summaries_share_one_computation_until_it_expires() {
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        accepted(&store, now - time::Duration::minutes(5)).await;
+
+        let asks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .delivery_summary_cached(SummaryWindow::Week, now)
+                        .await
+                })
+            })
+            .collect();
+        for ask in asks {
+            assert_eq!(ask.await.unwrap().unwrap().total, 1);
+        }
+        assert_eq!(store.delivery_summary_computations(), 1);
+
+        accepted(&store, now - time::Duration::minutes(1)).await;
+        let soon = now + time::Duration::seconds(4);
+        let cached = store
+            .delivery_summary_cached(SummaryWindow::Week, soon)
+            .await
+            .unwrap();
+        assert_eq!(cached.total, 1, "served from the cache");
+        assert_eq!(store.delivery_summary_computations(), 1);
+
+        let later = now + time::Duration::seconds(6);
+        let fresh = store
+            .delivery_summary_cached(SummaryWindow::Week, later)
+            .await
+            .unwrap();
+        assert_eq!(fresh.total, 2, "computed again after the cache time");
+        assert_eq!(store.delivery_summary_computations(), 2);
+
+        let hour = store
+            .delivery_summary_cached(SummaryWindow::Hour, later)
+            .await
+            .unwrap();
+        assert_eq!(hour.window, "1h");
+        assert_eq!(store.delivery_summary_computations(), 3);
+    }
 
     #[test]
     fn weighted_percentiles_use_the_nearest_rank() {

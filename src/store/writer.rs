@@ -8,7 +8,7 @@
 //! answers each waiting request. Under load many callbacks share one fsync;
 //! when idle a single callback commits at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sqlx::ConnectOptions;
@@ -76,10 +76,17 @@ impl WriterConnection {
 /// Most jobs committed in one transaction.
 pub const WRITER_MAX_BATCH: usize = 512;
 const QUEUE_CAPACITY: usize = 8192;
-/// Most distinct (minute, address, outcome) counts held between commits;
-/// beyond it further addresses share one "many addresses" count, so memory
-/// stays bounded whatever a flood sends.
-const MAX_PENDING_COUNTS: usize = 10_000;
+/// Rows of distinct addresses that unauthenticated requests may add to the
+/// audit log per minute (per node; each node of a PostgreSQL cluster has
+/// its own budget). Beyond it, further addresses share one
+/// [`MANY_ADDRESSES`] row per outcome and status, which counts them all: a
+/// flood from many addresses adds at most this many rows a minute, and
+/// every request is still counted.
+pub const MAX_ADDRESS_ROWS_PER_MINUTE: usize = 50;
+/// Minutes whose admitted rows are remembered: a request stamped in an
+/// older minute (it started before and finished late) goes to that minute's
+/// shared row, since whether its address was admitted is forgotten.
+const REMEMBERED_MINUTES: usize = 3;
 pub const MANY_ADDRESSES: &str = "(many addresses)";
 
 /// Unauthenticated requests, counted per minute, address, outcome and status
@@ -87,12 +94,16 @@ pub const MANY_ADDRESSES: &str = "(many addresses)";
 #[derive(Default)]
 struct PendingCounts {
     by_key: HashMap<String, DeliveryRecord>,
+    /// Per minute, the rows of single addresses given out so far (at most
+    /// [`MAX_ADDRESS_ROWS_PER_MINUTE`] each). Outlives commits: the bound
+    /// is per minute, not per commit.
+    admitted: BTreeMap<i64, HashSet<String>>,
 }
 
 impl PendingCounts {
     fn add(&mut self, mut record: DeliveryRecord) {
         let mut key = aggregate_key(&record);
-        if !self.by_key.contains_key(&key) && self.by_key.len() >= MAX_PENDING_COUNTS {
+        if !self.admit(&record, &key) {
             record.remote_addr = Some(MANY_ADDRESSES.to_owned());
             key = aggregate_key(&record);
         }
@@ -106,6 +117,30 @@ impl PendingCounts {
                 self.by_key.insert(key, record);
             }
         }
+    }
+
+    /// Whether `record` may have (or already has) its own row in its minute.
+    fn admit(&mut self, record: &DeliveryRecord, key: &str) -> bool {
+        if record.remote_addr.as_deref() == Some(MANY_ADDRESSES) {
+            return true;
+        }
+        let minute = record.received_at_us.div_euclid(60_000_000);
+        let newest = self.admitted.keys().next_back().copied().unwrap_or(minute);
+        if minute <= newest - REMEMBERED_MINUTES as i64 {
+            return false;
+        }
+        let rows = self.admitted.entry(minute).or_default();
+        if rows.contains(key) {
+            return true;
+        }
+        if rows.len() >= MAX_ADDRESS_ROWS_PER_MINUTE {
+            return false;
+        }
+        rows.insert(key.to_owned());
+        while self.admitted.len() > REMEMBERED_MINUTES {
+            self.admitted.pop_first();
+        }
+        true
     }
 }
 
@@ -524,5 +559,119 @@ async fn write_batch(
                     .await?;
             write_jobs!(tx, Dialect::Postgres, batch, head_before)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000_000;
+    const T0: i64 = 29_383_333 * MINUTE;
+
+    fn unsigned(address: &str, at_us: i64) -> DeliveryRecord {
+        DeliveryRecord {
+            received_at_us: at_us,
+            request_id: None,
+            outcome: DeliveryOutcome::MissingSignature,
+            http_status: 401,
+            processing_us: 10,
+            body_bytes: 0,
+            remote_addr: Some(address.to_owned()),
+            callback_id: None,
+            llm_callback_id: None,
+            signature_scheme: None,
+            secret_label: None,
+            authenticated: false,
+            count: 1,
+        }
+    }
+
+    /// Rows written for one minute: what each commit took, merged by key as
+    /// the upsert does.
+    fn rows_of_minute(
+        committed: &HashMap<String, DeliveryRecord>,
+        minute: i64,
+    ) -> Vec<&DeliveryRecord> {
+        committed
+            .values()
+            .filter(|record| record.received_at_us.div_euclid(MINUTE) == minute)
+            .collect()
+    }
+
+    fn commit(pending: &mut PendingCounts, into: &mut HashMap<String, DeliveryRecord>) {
+        for (key, record) in std::mem::take(&mut pending.by_key) {
+            into.entry(key)
+                .and_modify(|row| row.count += record.count)
+                .or_insert(record);
+        }
+    }
+
+    /// 3,000 addresses in one minute, committed every 100 requests (the
+    /// bound is per minute, not per commit): 50 rows of their own and one
+    /// shared row, and every request counted.
+    #[test]
+    fn a_minute_of_many_addresses_makes_at_most_51_rows() {
+        let mut pending = PendingCounts::default();
+        let mut committed = HashMap::new();
+        for n in 0..3_000 {
+            pending.add(unsigned(&format!("10.0.{}.{}", n / 256, n % 256), T0 + n));
+            if n % 100 == 99 {
+                commit(&mut pending, &mut committed);
+            }
+        }
+        commit(&mut pending, &mut committed);
+        let rows = rows_of_minute(&committed, T0 / MINUTE);
+        assert_eq!(rows.len(), MAX_ADDRESS_ROWS_PER_MINUTE + 1);
+        assert_eq!(rows.iter().map(|row| row.count).sum::<i64>(), 3_000);
+        let shared: Vec<_> = rows
+            .iter()
+            .filter(|row| row.remote_addr.as_deref() == Some(MANY_ADDRESSES))
+            .collect();
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].count, 3_000 - MAX_ADDRESS_ROWS_PER_MINUTE as i64);
+
+        // An admitted address keeps its own row for the rest of the minute.
+        pending.add(unsigned("10.0.0.7", T0 + 30 * 1_000_000));
+        commit(&mut pending, &mut committed);
+        let rows = rows_of_minute(&committed, T0 / MINUTE);
+        assert_eq!(rows.len(), MAX_ADDRESS_ROWS_PER_MINUTE + 1);
+        let own = rows
+            .iter()
+            .find(|row| row.remote_addr.as_deref() == Some("10.0.0.7"))
+            .unwrap();
+        assert_eq!(own.count, 2);
+    }
+
+    /// Each minute has its own budget; a request stamped in a minute too old
+    /// to remember goes to that minute's shared row.
+    #[test]
+    fn each_minute_has_its_own_budget() {
+        let mut pending = PendingCounts::default();
+        let mut committed = HashMap::new();
+        for minute in 0..5 {
+            for n in 0..200 {
+                pending.add(unsigned(
+                    &format!("10.1.{minute}.{n}"),
+                    T0 + minute * MINUTE + n,
+                ));
+            }
+            commit(&mut pending, &mut committed);
+        }
+        for minute in 0..5 {
+            let rows = rows_of_minute(&committed, T0 / MINUTE + minute);
+            assert_eq!(
+                rows.len(),
+                MAX_ADDRESS_ROWS_PER_MINUTE + 1,
+                "minute {minute}"
+            );
+            assert_eq!(rows.iter().map(|row| row.count).sum::<i64>(), 200);
+        }
+        pending.add(unsigned("10.9.9.9", T0 + 10));
+        commit(&mut pending, &mut committed);
+        let rows = rows_of_minute(&committed, T0 / MINUTE);
+        assert_eq!(rows.len(), MAX_ADDRESS_ROWS_PER_MINUTE + 1);
+        assert_eq!(rows.iter().map(|row| row.count).sum::<i64>(), 201);
+        assert!(pending.admitted.len() <= REMEMBERED_MINUTES);
     }
 }

@@ -51,7 +51,10 @@ pub async fn mark_viewed(id: Uuid) -> Result<(), AppError> {
     if found { Ok(()) } else { Err(not_found(id)) }
 }
 
-/// Marks every callback viewed by this user.
+/// Marks every callback committed so far viewed by this user, and returns
+/// how many of them were not viewed before. One small write (a mark at the
+/// feed's head) whatever the number of callbacks, so a click never stalls
+/// the webhook; callbacks that arrive afterwards stay unviewed.
 #[server(prefix = "/api", endpoint = "callbacks/mark-all-viewed")]
 pub async fn mark_all_viewed() -> Result<u64, AppError> {
     use super::server::*;
