@@ -66,9 +66,7 @@ impl Server {
         if let Some(limit) = file_limit {
             // SAFETY: only setrlimit runs between fork and exec.
             unsafe {
-                command.pre_exec(move || {
-                    rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit)
-                });
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
             }
         }
         let child = command
@@ -129,7 +127,12 @@ fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the whole line (11, 12 here).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -224,7 +227,10 @@ async fn exports() {
     );
     drop(stalled);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    println!("after the clients closed: RSS {} MiB", memory_mib(server.pid()).1);
+    println!(
+        "after the clients closed: RSS {} MiB",
+        memory_mib(server.pid()).1
+    );
 
     // One export read at full speed.
     let started = Instant::now();
@@ -331,7 +337,9 @@ async fn streams() {
     // Read every stream in the background, as browsers would.
     let drains: Vec<_> = open
         .into_iter()
-        .map(|mut response| tokio::spawn(async move { while let Ok(Some(_)) = response.chunk().await {} }))
+        .map(|mut response| {
+            tokio::spawn(async move { while let Ok(Some(_)) = response.chunk().await {} })
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu_before = cpu_secs(server.pid());

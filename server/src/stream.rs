@@ -330,7 +330,7 @@ impl FeedStream {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up = true,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                () = tokio::time::sleep_until(self.next_check.into()) => {}
+                () = tokio::time::sleep_until(self.next_check) => {}
             }
         }
     }

@@ -300,7 +300,7 @@ async fn the_eleventh_stream_of_a_user_is_refused_and_the_first_ten_stay() {
     );
     for stream in &mut open {
         let (_, item) = stream.next_callback().await;
-        assert_eq!(item["callback_id"].as_str().map(str::len).is_some(), true);
+        assert_eq!(item["event_type"], "workflow.completed");
     }
     // Closing one makes room for another.
     drop(open.pop());
@@ -476,9 +476,10 @@ async fn eleven_hundred_idle_connections_leave_healthz_answering() {
         socket
             .bind(SocketAddr::new(source.parse().unwrap(), 0))
             .unwrap();
-        match tokio::time::timeout(Duration::from_secs(2), socket.connect(server.addr)).await {
-            Ok(Ok(stream)) => idle.push(stream),
-            Ok(Err(_)) | Err(_) => {}
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_secs(2), socket.connect(server.addr)).await
+        {
+            idle.push(stream);
         }
     }
     let client = reqwest::Client::new();
