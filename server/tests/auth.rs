@@ -442,11 +442,7 @@ async fn sign_in_sets_an_httponly_lax_cookie_and_the_session_knows_the_user() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let set_cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(set_cookie.starts_with("inbox_session="), "{set_cookie}");
+    let set_cookie = set_cookie_named(&response, "inbox_session").unwrap();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(!set_cookie.contains("Secure"), "{set_cookie}");
@@ -460,6 +456,58 @@ async fn sign_in_sets_an_httponly_lax_cookie_and_the_session_knows_the_user() {
 
     let again = server.login_admin().await;
     assert_ne!(again, cookie, "every sign-in gets a new session id");
+}
+
+/// The whole Set-Cookie header (attributes included) of cookie `name`.
+fn set_cookie_named(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn sign_in_marks_the_browser_with_a_long_lived_httponly_device_cookie() {
+    let server = TestServer::start().await;
+    let response = server
+        .call(
+            "/api/auth/login",
+            None,
+            &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let set_cookie = set_cookie_named(&response, "inbox_device").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=15552000"] {
+        assert!(set_cookie.contains(attribute), "{attribute}: {set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    let device = device_cookie(&response).unwrap();
+    assert_eq!(device.len(), "inbox_device=".len() + 43, "{device}");
+
+    // Signing in again with it keeps it; without it, a new one.
+    let again = server
+        .call(
+            "/api/auth/login",
+            Some(&device),
+            &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(device_cookie(&again).as_ref(), Some(&device));
+    let fresh = server
+        .call(
+            "/api/auth/login",
+            None,
+            &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_ne!(device_cookie(&fresh).unwrap(), device);
+    // A failed sign-in marks nothing.
+    let failed = server.login(ADMIN_EMAIL, "not the password at all").await;
+    assert!(device_cookie(&failed.unwrap_err()).is_none());
 }
 
 #[tokio::test]
@@ -791,12 +839,10 @@ async fn secure_cookies_mode_marks_cookies_secure_and_sends_hsts() {
             &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
         )
         .await;
-    assert!(
-        response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("Secure")
-    );
+    for name in ["inbox_session", "inbox_device"] {
+        let set_cookie = set_cookie_named(&response, name).unwrap();
+        assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    }
     assert!(response.headers().contains_key("strict-transport-security"));
 }
 
@@ -866,4 +912,179 @@ async fn bootstrap_creates_a_default_admin_only_when_there_are_no_users() {
         String::from_utf8_lossy(&listed.stdout),
         "ops@example.com\tviewer\tactive\n"
     );
+}
+
+// --- guesses from many addresses ------------------------------------------------
+
+/// The address the owner signs in from in the tests below.
+const OWNER_ADDRESS: &str = "198.51.100.7";
+
+/// Guesser `n`'s address: IPv4 for even `n`, IPv6 in a /64 of its own for
+/// odd `n`, all distinct.
+fn stranger_address(n: u32) -> String {
+    if n.is_multiple_of(2) {
+        format!("203.0.113.{n}")
+    } else {
+        format!("2001:db8:{n:x}::1")
+    }
+}
+
+/// A sign-in as seen from `address` (the test server trusts loopback's
+/// `X-Forwarded-For`), with a `Cookie` header when given.
+async fn sign_in_from(
+    server: &TestServer,
+    address: &str,
+    email: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .header("x-forwarded-for", address)
+        .form(&[("email", email), ("password", password)]);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// The `inbox_device=…` pair of a response's Set-Cookie, if any.
+fn device_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("inbox_device="))
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned)
+}
+
+/// How many guesses had their password checked (401) and how many were
+/// refused unchecked (429); any other answer fails the test.
+async fn tally(guesses: Vec<tokio::task::JoinHandle<u16>>) -> (usize, usize) {
+    let (mut checked, mut refused) = (0, 0);
+    for guess in guesses {
+        match guess.await.unwrap() {
+            401 => checked += 1,
+            429 => refused += 1,
+            other => panic!("a guess answered {other}"),
+        }
+    }
+    (checked, refused)
+}
+
+/// 120 guesses at the admin from 120 addresses, `in_flight` at a time.
+fn guess_from_120_addresses(
+    server: &std::sync::Arc<TestServer>,
+    in_flight: usize,
+) -> Vec<tokio::task::JoinHandle<u16>> {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    (0..120)
+        .map(|n| {
+            let server = server.clone();
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await.unwrap();
+                let address = stranger_address(n);
+                let password = format!("guess number {n:03}");
+                sign_in_from(&server, &address, ADMIN_EMAIL, &password, None)
+                    .await
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn guesses_at_one_account_from_120_addresses_get_40_checks_and_a_known_browser_still_signs_in()
+ {
+    let server =
+        std::sync::Arc::new(TestServer::start_with(&["--trusted-proxies", "127.0.0.1"]).await);
+    add_viewer(&server).await;
+    let first = sign_in_from(&server, OWNER_ADDRESS, ADMIN_EMAIL, ADMIN_PASSWORD, None).await;
+    assert_eq!(first.status(), 200);
+    let device = device_cookie(&first);
+
+    // A few at a time, so that only the per-account bound refuses guesses.
+    let burst = guess_from_120_addresses(&server, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let owner = sign_in_from(
+        &server,
+        OWNER_ADDRESS,
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+        device.as_deref(),
+    )
+    .await;
+    let (checked, refused) = tally(burst).await;
+    assert_eq!((checked, refused), (40, 80), "guesses checked and refused");
+    assert!(device.is_some(), "a sign-in marks the browser as known");
+    assert_eq!(owner.status(), 200, "the known browser during the burst");
+
+    // The account's budget is spent for strangers: even its right password
+    // from an unknown browser is refused unchecked ...
+    let stranger = sign_in_from(&server, "192.0.2.1", ADMIN_EMAIL, ADMIN_PASSWORD, None).await;
+    assert_eq!(stranger.status(), 429);
+    // ... also with a known browser of another account ...
+    let viewer = sign_in_from(&server, "192.0.2.2", VIEWER_EMAIL, VIEWER_PASSWORD, None).await;
+    assert_eq!(viewer.status(), 200, "other accounts are not affected");
+    let viewer_device = device_cookie(&viewer);
+    let borrowed = sign_in_from(
+        &server,
+        "192.0.2.2",
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+        viewer_device.as_deref(),
+    )
+    .await;
+    assert_eq!(borrowed.status(), 429, "a device cookie is one account's");
+    // ... while the owner's known browser still gets in, from anywhere.
+    let owner = sign_in_from(
+        &server,
+        "192.0.2.3",
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+        device.as_deref(),
+    )
+    .await;
+    assert_eq!(owner.status(), 200, "the known browser after the burst");
+}
+
+#[tokio::test]
+async fn a_known_browser_signs_in_during_a_parallel_burst_from_120_addresses() {
+    let server =
+        std::sync::Arc::new(TestServer::start_with(&["--trusted-proxies", "127.0.0.1"]).await);
+    let first = sign_in_from(&server, OWNER_ADDRESS, ADMIN_EMAIL, ADMIN_PASSWORD, None).await;
+    assert_eq!(first.status(), 200);
+    let device = device_cookie(&first);
+
+    let burst = guess_from_120_addresses(&server, 120);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let owner = sign_in_from(
+        &server,
+        OWNER_ADDRESS,
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+        device.as_deref(),
+    )
+    .await;
+    let latency = started.elapsed();
+    let burst_started = std::time::Instant::now();
+    let (checked, refused) = tally(burst).await;
+    println!(
+        "owner's sign-in during a burst of 120 guesses from 120 addresses: {} ms \
+         (status {}, known browser: {}); guesses checked {checked}, refused {refused}, \
+         the burst ended {} ms after the owner's answer",
+        latency.as_millis(),
+        owner.status(),
+        device.is_some(),
+        burst_started.elapsed().as_millis()
+    );
+    assert_eq!(owner.status(), 200);
+    assert!(checked <= 40, "{checked} guesses checked");
+    assert_eq!(checked + refused, 120);
 }

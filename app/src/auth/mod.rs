@@ -61,6 +61,10 @@ pub fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
+/// Shown when the server refused to queue the password check (a 429 with a
+/// short `Retry-After`): many sign-ins are being checked at once.
+const BUSY: &str = "Many sign-ins are being checked right now. Try again in a few seconds.";
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
@@ -70,10 +74,14 @@ pub fn LoginPage() -> impl IntoView {
         Some("throttled") => {
             Some("Too many attempts. Wait a few minutes and try again.".to_owned())
         }
+        Some("busy") => Some(BUSY.to_owned()),
         Some(_) => Some("Wrong email or password.".to_owned()),
         None => None,
     };
     let error = move || match login.value().get() {
+        Some(Err(AppError::TooManyRequests { retry_after_secs })) if retry_after_secs < 60 => {
+            Some(BUSY.to_owned())
+        }
         Some(Err(AppError::TooManyRequests { retry_after_secs })) => Some(format!(
             "Too many attempts. Try again in {} minutes.",
             retry_after_secs.div_ceil(60)

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use inbox_core::accounts::{LoginReservation, PasswordHasherPool, Role, User, account_address_key};
+use inbox_core::accounts::{
+    DeviceToken, KnownDevice, Lane, LoginReservation, LoginThrottle, Role, User,
+};
 use inbox_core::ingest::unix_micros;
 use inbox_core::log_text::LogText;
 use leptos::prelude::*;
@@ -160,17 +162,60 @@ fn client_ip() -> Option<IpAddr> {
         .map(|address| address.0)
 }
 
+/// The device cookie: a random token by which a browser that signed in to
+/// an account before is recognised at its next sign-in (see
+/// [`inbox_core::accounts::LoginThrottle`]).
+pub const DEVICE_COOKIE: &str = "inbox_device";
+
+/// The device token the request's cookies carry, if any.
+fn device_token() -> Option<DeviceToken> {
+    let parts = use_context::<http::request::Parts>()?;
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == DEVICE_COOKIE)
+        .and_then(|(_, value)| DeviceToken::parse(value))
+}
+
+/// Sets the device cookie: HttpOnly, SameSite=Lax, Secure when configured
+/// (as the session cookie), for the device lifetime.
+fn set_device_cookie(token: &DeviceToken, throttle: &LoginThrottle) -> Result<(), AppError> {
+    use tower_sessions::cookie::{Cookie, SameSite, time::Duration};
+    let max_age = i64::try_from(throttle.device_lifetime.as_secs()).unwrap_or(i64::MAX / 2);
+    let cookie = Cookie::build((DEVICE_COOKIE, token.as_str()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(throttle.secure_cookies)
+        .max_age(Duration::seconds(max_age))
+        .build();
+    let value = http::HeaderValue::from_str(&cookie.to_string()).map_err(AppError::internal)?;
+    use_context::<leptos_axum::ResponseOptions>()
+        .ok_or_else(|| AppError::internal("ResponseOptions missing from context"))?
+        .append_header(http::header::SET_COOKIE, value);
+    Ok(())
+}
+
+fn micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
 pub async fn sign_in(email: &str, password: &str, next: Option<&str>) -> Result<(), AppError> {
     let state = app_state()?;
-    let result = check_credentials(&state, email, password).await;
-    let user = match result {
-        Ok(user) => user,
+    let presented = device_token();
+    let result = check_credentials(&state, email, password, presented.as_ref()).await;
+    let (user, device) = match result {
+        Ok(found) => found,
         Err(err) if is_plain_form_post() => {
             // Without JS the browser shows whatever we answer: send it back to the form.
-            let reason = if matches!(err, AppError::TooManyRequests { .. }) {
-                "throttled"
-            } else {
-                "invalid"
+            let reason = match err {
+                AppError::TooManyRequests { retry_after_secs } if retry_after_secs < 60 => "busy",
+                AppError::TooManyRequests { .. } => "throttled",
+                _ => "invalid",
             };
             let next = safe_next(next);
             leptos_axum::redirect(&format!(
@@ -197,21 +242,71 @@ pub async fn sign_in(email: &str, password: &str, next: Option<&str>) -> Result<
         .touch_last_login(user.id, now_us())
         .await
         .map_err(AppError::internal)?;
+    // This browser is a known device of the account from now on: its next
+    // sign-ins have their own budget and hashing slot. A known one keeps
+    // its token (refreshed); any other gets a new one.
+    let throttle = &state.settings.login_throttle;
+    let token = match (device, presented) {
+        (Some(_), Some(token)) => token,
+        _ => DeviceToken::generate(),
+    };
+    state
+        .store
+        .remember_device(
+            user.id,
+            &token,
+            now_us(),
+            now_us() - micros(throttle.device_lifetime),
+        )
+        .await
+        .map_err(AppError::internal)?;
+    set_device_cookie(&token, throttle)?;
     tracing::info!(user = %user.email, "signed in");
     leptos_axum::redirect(safe_next(next));
     Ok(())
 }
 
+/// Checks a sign-in attempt: admitted to the hasher's queue (429 at once
+/// when it is full), counted in the database (429 over any limit), and only
+/// then its password checked. A known device of the account counts under
+/// its own key and has its own lane and hashing slot.
 async fn check_credentials(
     state: &AppState,
     email: &str,
     password: &str,
-) -> Result<User, AppError> {
+    presented: Option<&DeviceToken>,
+) -> Result<(User, Option<KnownDevice>), AppError> {
     let throttle = &state.settings.login_throttle;
     let address = client_ip();
-    let keys = throttle.keys(email, address);
-    let window_us = i64::try_from(throttle.window.as_micros()).unwrap_or(i64::MAX);
-    let window_start = now_us() - window_us;
+    let window_start = now_us() - micros(throttle.window);
+    let device = match presented {
+        Some(token) => state
+            .store
+            .known_device(token, email, now_us() - micros(throttle.device_lifetime))
+            .await
+            .map_err(AppError::internal)?,
+        None => None,
+    };
+    let (keys, lane) = match &device {
+        Some(device) => (throttle.device_keys(device), Lane::KnownDevice),
+        None => (throttle.keys(email, address), Lane::Stranger),
+    };
+    // One check at a time per address group: a burst from one address (or
+    // one IPv6 /64) waits for its own turns and cannot take the queue from
+    // everyone else. A known device skips the strangers' turns.
+    let _turn = match lane {
+        Lane::Stranger => state.settings.argon_turns.wait_turn(address).await,
+        Lane::KnownDevice => None,
+    };
+    // A place in the hasher's queue first: when it is full the attempt is
+    // refused at once, before it costs a database write, so a crowd of
+    // guessers cannot hold up the owner's sign-in in the database either.
+    let Ok(ticket) = state.hasher.admit(lane) else {
+        tracing::info!(email = %LogText::new(email), address = ?address, ?lane, "sign-in refused: the password checks queue is full");
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: 1,
+        });
+    };
     // The attempt is recorded before the password is checked, so parallel
     // guesses cannot all slip under the limit.
     let reservation = state
@@ -224,45 +319,40 @@ async fn check_credentials(
         earlier_failures,
     } = reservation
     else {
-        tracing::info!(email = %LogText::new(email), address = ?address, "sign-in throttled");
+        tracing::info!(email = %LogText::new(email), address = ?address, ?lane, "sign-in throttled");
         return Err(AppError::TooManyRequests {
             retry_after_secs: throttle.window.as_secs(),
         });
     };
-    // One Argon2 run at a time per address: a burst from one address cannot
-    // take every hashing slot from everyone else.
-    let _turn = state.settings.argon_turns.wait_turn(address).await;
     tokio::time::sleep(throttle.delay_after(earlier_failures)).await;
 
-    let hasher: &PasswordHasherPool = &state.hasher;
     let found = state
         .store
         .user_by_email(&email.trim().to_lowercase())
         .await
         .map_err(AppError::internal)?;
     let verified = match &found {
-        Some((_, hash)) => hasher.verify(password, hash).await,
+        Some((_, hash)) => ticket.verify(password, hash).await,
         None => {
-            hasher.verify_nothing(password).await;
+            ticket.verify_nothing(password).await;
             false
         }
     };
     match found {
         Some((user, _)) if verified && !user.disabled => {
-            let address = address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+            let forgiven = keys
+                .iter()
+                .find(|key| key.forgiven)
+                .map_or("", |key| key.key.as_str());
             state
                 .store
-                .forgive_login_attempts(
-                    &ids,
-                    &account_address_key(&user.email, &address),
-                    window_start,
-                )
+                .forgive_login_attempts(&ids, forgiven, window_start)
                 .await
                 .map_err(AppError::internal)?;
-            Ok(user)
+            Ok((user, device))
         }
         _ => {
-            tracing::info!(email = %LogText::new(email), address = ?address, "sign-in failed");
+            tracing::info!(email = %LogText::new(email), address = ?address, ?lane, "sign-in failed");
             Err(AppError::Unauthorized)
         }
     }
