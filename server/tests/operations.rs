@@ -259,8 +259,8 @@ async fn settings_show_when_each_secret_was_used_and_reveal_it_to_admins_only() 
     ])
     .await;
     let cookie = server.login_admin().await;
-    let warnings = json_of(server.call("/api/inbox/warnings", Some(&cookie), &[]).await).await;
-    assert_eq!(warnings["secret_unused"], true);
+    // The banner's answer before any use is kept for 5 s: see
+    // `concurrent_warnings_requests_share_one_computation_for_5_s`.
     assert_eq!(server.post_signed(r#"{"job_id":"s1"}"#).await.status(), 200);
     server.store().await.flush().await.unwrap();
 
@@ -814,6 +814,79 @@ async fn concurrent_summary_requests_share_one_computation_for_5_s() {
     )
     .await;
     assert_eq!(summary["total"], 2, "computed afresh after 5 s");
+    assert_eq!(scrape(&server, SERIES).await - before, 2.0);
+}
+
+/// The warnings banner is asked for by every admin page of every viewer,
+/// and which secrets verified requests reads every verified audit row kept
+/// (as heavy as a week's summary). Eight viewer requests at once share one
+/// computation, later requests reuse it for 5 s, and after that it is
+/// computed afresh.
+#[tokio::test]
+async fn concurrent_warnings_requests_share_one_computation_for_5_s() {
+    const SERIES: &str = "callback_inbox_secret_uses_computations_total";
+    let server = TestServer::start().await;
+    let hash = inbox_core::accounts::PasswordHasherPool::default()
+        .hash("viewer password 123")
+        .await
+        .unwrap();
+    server
+        .store()
+        .await
+        .create_user("viewer@example.com", &hash, Role::Viewer, 0)
+        .await
+        .unwrap();
+    let viewer = server
+        .login("viewer@example.com", "viewer password 123")
+        .await
+        .unwrap();
+    let warnings =
+        || async { json_of(server.call("/api/inbox/warnings", Some(&viewer), &[]).await).await };
+
+    let before = scrape(&server, SERIES).await;
+    let asks: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(
+                server
+                    .client
+                    .post(server.url("/api/inbox/warnings"))
+                    .header("cookie", &viewer)
+                    .send(),
+            )
+        })
+        .collect();
+    let first_asked = std::time::Instant::now();
+    for ask in asks {
+        let answer = json_of(ask.await.unwrap().unwrap()).await;
+        assert_eq!(answer["secret_unused"], true, "{answer}");
+    }
+    // The computation started after `first_asked` and before this.
+    let all_answered = std::time::Instant::now();
+    assert_eq!(
+        scrape(&server, SERIES).await - before,
+        1.0,
+        "eight concurrent requests, one computation"
+    );
+
+    // Answered only once its audit row is committed.
+    assert_eq!(server.post_signed(r#"{"job_id":"w1"}"#).await.status(), 200);
+    let answer = warnings().await;
+    assert!(
+        first_asked.elapsed() < std::time::Duration::from_secs(5),
+        "the machine is too slow for this check"
+    );
+    assert_eq!(
+        answer["secret_unused"], true,
+        "served from the cache within 5 s"
+    );
+    assert_eq!(scrape(&server, SERIES).await - before, 1.0);
+
+    tokio::time::sleep(
+        std::time::Duration::from_millis(5_100).saturating_sub(all_answered.elapsed()),
+    )
+    .await;
+    let answer = warnings().await;
+    assert_eq!(answer["secret_unused"], false, "computed afresh after 5 s");
     assert_eq!(scrape(&server, SERIES).await - before, 2.0);
 }
 

@@ -13,6 +13,7 @@ mod dashboard;
 mod export;
 mod feed_listener;
 mod operations;
+mod shared_read;
 pub mod test_database;
 mod writer;
 
@@ -190,9 +191,9 @@ pub struct Store {
     /// sent by this node's writer, and with PostgreSQL also by the feed
     /// listener, which hears every node's commits.
     feed: broadcast::Sender<i64>,
-    /// This node's delivery summaries, shared by every viewer for a few
-    /// seconds (see [`Store::delivery_summary_cached`]).
-    summaries: operations::SummaryCache,
+    /// This node's heavy reads, shared by every viewer for a few seconds
+    /// (see [`Store::delivery_summary_cached`], [`Store::secret_uses_cached`]).
+    shared: operations::SharedReads,
 }
 
 /// Where a `DATABASE_URL` points.
@@ -227,7 +228,7 @@ impl Store {
                     db: Db::Sqlite(pool),
                     writer,
                     feed,
-                    summaries: Default::default(),
+                    shared: Default::default(),
                 })
             }
             Target::Postgres(options) => {
@@ -256,7 +257,7 @@ impl Store {
                     db: Db::Postgres(pool),
                     writer,
                     feed,
-                    summaries: Default::default(),
+                    shared: Default::default(),
                 })
             }
         }

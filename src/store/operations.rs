@@ -2,14 +2,12 @@
 //! which secret senders use, retention, and export pages.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 
 use super::dashboard::{history_item, history_query, micros_of, time_of};
+use super::shared_read::SharedRead;
 use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db};
 use crate::cursor::{DeliveryCursor, PollCursor};
 use crate::dto::{
@@ -89,24 +87,13 @@ impl SummaryWindow {
     }
 }
 
-/// How long a computed delivery summary is served to every viewer before it
-/// is computed again.
-pub const SUMMARY_CACHE_FOR: Duration = Duration::from_secs(5);
-
-/// The delivery summaries of one node: per window, the last one computed
-/// and when. A summary reads every audit row of its window (about a second
-/// for a week of 500,000 rows), so viewers share one computation per window
-/// at a time instead of each starting their own.
+/// This node's shared heavy reads (see [`SharedRead`]): the deliveries
+/// summary per window, and which secrets verified requests (the warnings
+/// banner every admin page asks for).
 #[derive(Clone, Default)]
-pub(super) struct SummaryCache {
-    cells: [Arc<tokio::sync::Mutex<Option<CachedSummary>>>; 3],
-    computations: Arc<AtomicU64>,
-}
-
-struct CachedSummary {
-    /// The `now` it was computed for.
-    at_us: i64,
-    summary: DeliverySummary,
+pub(super) struct SharedReads {
+    summaries: [SharedRead<DeliverySummary>; 3],
+    secret_uses: SharedRead<Vec<SecretUse>>,
 }
 
 /// How often a secret verified requests.
@@ -215,10 +202,6 @@ pub fn weighted_percentile(sorted: &[(i64, i64)], total: i64, p: f64) -> Option<
     sorted.last().map(|(value, _)| *value)
 }
 
-fn summary_cache_us() -> i64 {
-    i64::try_from(SUMMARY_CACHE_FOR.as_micros()).unwrap_or(i64::MAX)
-}
-
 /// Sleeps twice as long as the batch that started at `batch_started` took.
 async fn yield_to_ingest(batch_started: std::time::Instant) {
     let pause = (batch_started.elapsed() * 2).max(std::time::Duration::from_millis(5));
@@ -301,48 +284,34 @@ impl Store {
 
     /// [`Self::delivery_summary`] as the dashboard asks for it: computed at
     /// most once per window at a time on this node, and reused for
-    /// [`SUMMARY_CACHE_FOR`]. Requests that arrive while it is computed wait
-    /// for that computation; it finishes (and is kept) even when the request
-    /// that started it goes away.
+    /// [`SHARED_READ_FOR`] (see [`SharedRead::get`]).
+    ///
+    /// [`SHARED_READ_FOR`]: super::shared_read::SHARED_READ_FOR
     pub async fn delivery_summary_cached(
         &self,
         window: SummaryWindow,
         now: OffsetDateTime,
     ) -> Result<DeliverySummary, StoreError> {
-        let now_us = micros_of(now);
-        let cell = self.summaries.cells[window.index()].clone();
-        let mut slot = cell.lock_owned().await;
-        if let Some(cached) = slot.as_ref()
-            && (0..summary_cache_us()).contains(&(now_us - cached.at_us))
-        {
-            return Ok(cached.summary.clone());
-        }
         let store = self.clone();
-        let computation = tokio::spawn(async move {
-            store.summaries.computations.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(
-                "callback_inbox_delivery_summary_computations_total",
-                "window" => window.as_str()
-            )
-            .increment(1);
-            let summary = store.delivery_summary(window, now).await?;
-            *slot = Some(CachedSummary {
-                at_us: now_us,
-                summary: summary.clone(),
-            });
-            Ok(summary)
-        });
-        match computation.await {
-            Ok(result) => result,
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            // Only when the runtime shuts down.
-            Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
-        }
+        self.shared.summaries[window.index()]
+            .get(micros_of(now), move || async move {
+                metrics::counter!(
+                    "callback_inbox_delivery_summary_computations_total",
+                    "window" => window.as_str()
+                )
+                .increment(1);
+                store.delivery_summary(window, now).await
+            })
+            .await
     }
 
     /// How many summaries this node has computed (each window counted).
     pub fn delivery_summary_computations(&self) -> u64 {
-        self.summaries.computations.load(Ordering::Relaxed)
+        self.shared
+            .summaries
+            .iter()
+            .map(SharedRead::computations)
+            .sum()
     }
 
     /// Counts, percentiles and the chart of the last `window` before `now`.
@@ -426,6 +395,27 @@ impl Store {
             bucket_secs: window.bucket_secs(),
             buckets,
         })
+    }
+
+    /// [`Self::secret_uses`] as the warnings banner of every admin page
+    /// asks for it: computed at most once at a time on this node, and
+    /// reused for [`SHARED_READ_FOR`] (see [`SharedRead::get`]).
+    ///
+    /// [`SHARED_READ_FOR`]: super::shared_read::SHARED_READ_FOR
+    pub async fn secret_uses_cached(&self, now_us: i64) -> Result<Vec<SecretUse>, StoreError> {
+        let store = self.clone();
+        self.shared
+            .secret_uses
+            .get(now_us, move || async move {
+                metrics::counter!("callback_inbox_secret_uses_computations_total").increment(1);
+                store.secret_uses(now_us).await
+            })
+            .await
+    }
+
+    /// How many times this node has computed [`Self::secret_uses_cached`].
+    pub fn secret_uses_computations(&self) -> u64 {
+        self.shared.secret_uses.computations()
     }
 
     /// For each secret label that verified a request: when last, and how
@@ -612,8 +602,8 @@ mod tests {
     }
 
     /// Eight viewers asking for the same window at once share one
-    /// computation; the answer is reused within [`SUMMARY_CACHE_FOR`] and
-    /// computed afresh after it. Windows are computed separately.
+    /// computation; the answer is reused within 5 s and computed afresh
+    /// after it. Windows are computed separately.
     #[tokio::test]
     async fn concurrent_summaries_share_one_computation_until_it_expires() {
         let database = TestDatabase::fresh().await;

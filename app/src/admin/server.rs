@@ -175,10 +175,12 @@ pub fn reveal(admin: &User, state: &AppState, label: &str) -> Result<String, App
     Ok(secret.reveal().to_owned())
 }
 
+/// Asked by every admin page of every viewer: the secret uses come from the
+/// node's shared computation, up to 5 s old.
 pub async fn warnings(state: &AppState) -> Result<InboxWarnings, AppError> {
     let uses = state
         .store
-        .secret_uses(unix_micros(OffsetDateTime::now_utc()))
+        .secret_uses_cached(unix_micros(OffsetDateTime::now_utc()))
         .await
         .map_err(AppError::internal)?;
     let secrets = state.webhook.secrets.current();
