@@ -1,6 +1,6 @@
 //! The types that travel between server and browser (JSON via serde).
 //!
-//! Field names are part of the HTTP contract (README, "Admin API").
+//! Field names are part of the HTTP contract (docs/api.md, "Admin API").
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

@@ -1,5 +1,5 @@
 //! API tokens: read-only access as a user, for scripts and the `listen` and
-//! `replay` commands (README, "Admin API").
+//! `replay` commands (docs/api.md, "API tokens").
 //!
 //! A token is `cbi_` and 256 random bits (base64url). Only its SHA-256 is
 //! stored: a copy of the database gives nobody a working token, and a token

@@ -1,5 +1,6 @@
 //! Configuration: command-line flags with equal environment variables
-//! (README, "Configuration"). A `.env` file is read first by `main`.
+//! (docs/operations.md, "Configuration"). A `.env` file is read first by
+//! `main`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

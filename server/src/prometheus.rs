@@ -1,7 +1,8 @@
 //! `GET /metrics`: Prometheus text, from the `metrics` facade that the
 //! webhook, the writer, the stream and retention record into.
 //!
-//! Every metric is named `callback_inbox_…`; the README lists them.
+//! Every metric is named `callback_inbox_…`; docs/operations.md ("Metrics")
+//! lists them.
 
 use std::sync::{Arc, OnceLock};
 

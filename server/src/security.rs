@@ -99,7 +99,7 @@ pub async fn reject_cross_origin(
 #[derive(Debug, Clone, Copy)]
 pub struct LocalAddress(pub SocketAddr);
 
-/// The cross-origin rule (README, "Security"). `Origin` is compared with
+/// The cross-origin rule (docs/security.md). `Origin` is compared with
 /// the pinned `allowed` origins, not with the request's `Host`, which a
 /// client (or a DNS-rebinding page) chooses freely.
 pub fn is_cross_origin(headers: &HeaderMap, allowed: &[String]) -> bool {

@@ -88,7 +88,7 @@ impl Store {
         Ok(FeedCursor(seq))
     }
 
-    /// The live feed for `user` (see the README, "The live feed").
+    /// The live feed for `user` (see docs/operations.md, "The live feed").
     ///
     /// With `after`: callbacks committed after it that `user` has not
     /// viewed, in commit order, and the cursor to poll with next. Without:

@@ -110,7 +110,7 @@ fn request_headers() -> http::HeaderMap {
 }
 
 /// The guard of the read-only server functions: a signed-in user of any
-/// role, or a valid API token (README, "Admin API").
+/// role, or a valid API token (docs/api.md, "API tokens").
 pub async fn require_reader() -> Result<User, AppError> {
     let state = app_state()?;
     let session = session().await?;

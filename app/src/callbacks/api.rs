@@ -1,5 +1,5 @@
 //! The admin API over callbacks: server functions at fixed endpoints
-//! (README, "Admin API"). Each starts with the role guard; the user always
+//! (docs/api.md, "Admin API"). Each starts with the role guard; the user always
 //! comes from the session, or for the read-only ones from an API token.
 
 // `history` takes the endpoint's fixed form fields as arguments; the server

@@ -1,7 +1,7 @@
 //! The commands of the `callback-inbox` binary besides `serve`: database
 //! and account management (run beside the server, on its database), and
 //! the companion commands that talk HTTP to an inbox: `send` (with its
-//! spool), `listen` and `replay` (README, "Sending callbacks from the
+//! spool), `listen` and `replay` (docs/cli.md, "Sending callbacks from the
 //! command line", "Receiving on your machine").
 
 mod event_stream;
