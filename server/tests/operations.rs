@@ -10,7 +10,7 @@ use inbox_core::accounts::Role;
 use inbox_core::ingest::unix_micros;
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{SECRET, TestServer, sql};
+use support::{SECRET, TestServer, metric, sql};
 
 const ENDPOINT: &str = "/api/webhooks/llm-callback";
 
@@ -318,17 +318,6 @@ async fn settings_show_when_each_secret_was_used_and_reveal_it_to_admins_only() 
 }
 
 // --- metrics ------------------------------------------------------------------
-
-/// `name{labels} value` lines of a Prometheus text page.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok())?
-        })
-        .unwrap_or(0.0)
-}
 
 #[tokio::test]
 async fn metrics_count_known_traffic() {
@@ -718,20 +707,6 @@ async fn admins_create_list_and_revoke_tokens_through_the_api_and_viewers_cannot
 
 // --- heavy reads and flood bounds (review, issue 16) ---------------------------
 
-/// The value of one series on the server's `/metrics` page (0 when absent).
-async fn scrape(server: &TestServer, series: &str) -> f64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metric(&text, series)
-}
-
 /// A week's summary reads every audit row of the week (about 1 s at 500,000
 /// rows; 8 viewers at once took 11.7 s). Eight viewers asking at once now
 /// share one computation, later requests reuse it for 5 s, and after that
@@ -754,7 +729,7 @@ async fn concurrent_summary_requests_share_one_computation_for_5_s() {
         .await
         .unwrap();
 
-    let before = scrape(&server, SERIES).await;
+    let before = server.metric(SERIES).await;
     let asks: Vec<_> = (0..8)
         .map(|_| {
             tokio::spawn(
@@ -773,7 +748,7 @@ async fn concurrent_summary_requests_share_one_computation_for_5_s() {
         assert_eq!(summary["total"], 1, "{summary}");
     }
     assert_eq!(
-        scrape(&server, SERIES).await - before,
+        server.metric(SERIES).await - before,
         1.0,
         "eight concurrent requests, one computation"
     );
@@ -814,7 +789,7 @@ async fn concurrent_summary_requests_share_one_computation_for_5_s() {
     )
     .await;
     assert_eq!(summary["total"], 2, "computed afresh after 5 s");
-    assert_eq!(scrape(&server, SERIES).await - before, 2.0);
+    assert_eq!(server.metric(SERIES).await - before, 2.0);
 }
 
 /// The warnings banner is asked for by every admin page of every viewer,
@@ -843,7 +818,7 @@ async fn concurrent_warnings_requests_share_one_computation_for_5_s() {
     let warnings =
         || async { json_of(server.call("/api/inbox/warnings", Some(&viewer), &[]).await).await };
 
-    let before = scrape(&server, SERIES).await;
+    let before = server.metric(SERIES).await;
     let asks: Vec<_> = (0..8)
         .map(|_| {
             tokio::spawn(
@@ -863,7 +838,7 @@ async fn concurrent_warnings_requests_share_one_computation_for_5_s() {
     // The computation started after `first_asked` and before this.
     let all_answered = std::time::Instant::now();
     assert_eq!(
-        scrape(&server, SERIES).await - before,
+        server.metric(SERIES).await - before,
         1.0,
         "eight concurrent requests, one computation"
     );
@@ -879,7 +854,7 @@ async fn concurrent_warnings_requests_share_one_computation_for_5_s() {
         answer["secret_unused"], true,
         "served from the cache within 5 s"
     );
-    assert_eq!(scrape(&server, SERIES).await - before, 1.0);
+    assert_eq!(server.metric(SERIES).await - before, 1.0);
 
     tokio::time::sleep(
         std::time::Duration::from_millis(5_100).saturating_sub(all_answered.elapsed()),
@@ -887,7 +862,7 @@ async fn concurrent_warnings_requests_share_one_computation_for_5_s() {
     .await;
     let answer = warnings().await;
     assert_eq!(answer["secret_unused"], false, "computed afresh after 5 s");
-    assert_eq!(scrape(&server, SERIES).await - before, 2.0);
+    assert_eq!(server.metric(SERIES).await - before, 2.0);
 }
 
 /// Finding 10 of the review: unauthenticated requests were counted per

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use inbox_core::signature::{WebhookSecret, sign_hex};
 use support::live::EventStream;
-use support::{ADMIN_EMAIL, SECRET, ServerProcess, Stopped, TestDatabase, TestServer};
+use support::{ADMIN_EMAIL, SECRET, ServerProcess, Stopped, TestDatabase, TestServer, metric};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -129,7 +129,7 @@ async fn six_never_read_exports_of_large_callbacks_keep_memory_bounded_and_are_d
             .text()
             .await
             .unwrap();
-        let open = counter(&metrics, "callback_inbox_open_connections ");
+        let open = metric(&metrics, "callback_inbox_open_connections");
         if open <= 1.0 {
             break;
         }
@@ -316,15 +316,6 @@ async fn the_eleventh_stream_of_a_user_is_refused_and_the_first_ten_stay() {
     assert!(reopened.is_some(), "a closed stream gives its place back");
 }
 
-/// The value of a counter series in the Prometheus text, 0 when absent.
-fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_thousand_streams_cost_one_feed_query_per_commit() {
     raise_own_file_limit();
@@ -351,15 +342,7 @@ async fn a_thousand_streams_cost_one_feed_query_per_commit() {
         assert_eq!(response.status(), 200);
         streams.push(EventStream::from_response(response));
     }
-    let metrics_before = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_before = server.metrics_text().await;
     let commits = 3;
     for n in 0..commits {
         let body = format!(r#"{{"job_id":"crowd-{n}","event":"workflow.completed"}}"#);
@@ -369,18 +352,10 @@ async fn a_thousand_streams_cost_one_feed_query_per_commit() {
             assert_eq!(item["event_type"], "workflow.completed");
         }
     }
-    let metrics_after = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_after = server.metrics_text().await;
     let reads = |metrics: &str| {
-        counter(metrics, "callback_inbox_feed_reads_total{reader=\"hub\"}")
-            + counter(
+        metric(metrics, "callback_inbox_feed_reads_total{reader=\"hub\"}")
+            + metric(
                 metrics,
                 "callback_inbox_feed_reads_total{reader=\"stream\"}",
             )

@@ -209,6 +209,37 @@ impl TestServer {
     }
 }
 
+/// The value of one series in Prometheus text (`name{labels}` as printed),
+/// 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+impl TestServer {
+    /// The server's `/metrics` page.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// The value of one series on the server's `/metrics` page (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric(&self.metrics_text().await, series)
+    }
+}
+
 /// A pool on either backend, for tests' own statements.
 pub async fn any_pool(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
