@@ -423,7 +423,7 @@ async fn stalled_requests_of_one_address_leave_room_for_a_real_sender() {
     for mut stream in stalled {
         let mut answer = vec![0; 256];
         if let Ok(Ok(n)) =
-            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut answer)).await
+            tokio::time::timeout(Duration::from_millis(500), stream.read(&mut answer)).await
             && String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 503")
         {
             refused += 1;
