@@ -16,6 +16,13 @@ use crate::dto::{HistoryFilter, HistoryItem};
 /// Payload bytes read by one query of an export.
 pub const EXPORT_GROUP_BYTES: i64 = 1 << 20;
 
+/// One exported callback: the history fields and the payload's exact text.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    pub item: HistoryItem,
+    pub payload: String,
+}
+
 /// How many of the leading payloads, of the sizes given, one read takes:
 /// as many as fit in `max_bytes` together, and at least one.
 pub fn payload_group_len(sizes: impl IntoIterator<Item = i64>, max_bytes: i64) -> usize {

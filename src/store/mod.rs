@@ -21,10 +21,9 @@ pub(crate) use backend::on_db;
 pub use backend::{Db, DbTime, Dialect, StoreRow, pg_text};
 
 pub use dashboard::{DEFAULT_PAGE, HistoryDirection, MAX_PAGE, clamp_limit};
-pub use export::{EXPORT_GROUP_BYTES, payload_group_len};
+pub use export::{EXPORT_GROUP_BYTES, ExportRow, payload_group_len};
 pub use operations::{
-    DeliveryDirection, ExportRow, PURGE_BATCH, PurgeReport, SecretUse, SummaryWindow,
-    weighted_percentile,
+    DeliveryDirection, PURGE_BATCH, PurgeReport, SecretUse, SummaryWindow, weighted_percentile,
 };
 
 use std::path::Path;

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
 
-use super::dashboard::{history_item, history_query, micros_of, time_of};
+use super::dashboard::{micros_of, time_of};
 use super::shared_read::SharedRead;
 use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db};
-use crate::cursor::{DeliveryCursor, PollCursor};
+use crate::cursor::DeliveryCursor;
 use crate::dto::{
-    DeliveryBucket, DeliveryFilter, DeliveryItem, DeliveryPage, DeliverySummary, HistoryFilter,
-    HistoryItem, Percentiles,
+    DeliveryBucket, DeliveryFilter, DeliveryItem, DeliveryPage, DeliverySummary, Percentiles,
 };
 
 /// Outcomes of requests whose signature did not verify: rejected, or
@@ -110,13 +109,6 @@ pub struct PurgeReport {
     pub callbacks: u64,
     pub views: u64,
     pub deliveries: u64,
-}
-
-/// One exported callback: the history fields and the payload's exact text.
-#[derive(Debug, Clone)]
-pub struct ExportRow {
-    pub item: HistoryItem,
-    pub payload: String,
 }
 
 fn delivery_item(row: &impl StoreRow) -> Result<DeliveryItem, sqlx::Error> {
@@ -536,39 +528,6 @@ impl Store {
                 Dialect::Postgres => query.bind(DbTime(micros_of(now))),
             };
             Ok(query.fetch_one(pool).await?)
-        })
-    }
-
-    /// One page of callbacks to export, newest first, with their payloads.
-    pub async fn export_page(
-        &self,
-        user: uuid::Uuid,
-        filter: &HistoryFilter,
-        before: Option<PollCursor>,
-        limit: u32,
-    ) -> Result<Vec<ExportRow>, StoreError> {
-        on_db!(self.db(), |pool, dialect| {
-            let mut query = history_query(dialect, user, filter, true);
-            if let Some(cursor) = before {
-                query
-                    .push(" AND (c.created_at, c.id) < (")
-                    .push_bind(DbTime(cursor.created_at_us))
-                    .push(", ")
-                    .push_bind(cursor.id)
-                    .push(")");
-            }
-            query.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ");
-            query.push_bind(i64::from(limit));
-            let rows = query.build().fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(ExportRow {
-                        item: history_item(row)?,
-                        payload: row.text("payload")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(StoreError::from)
         })
     }
 }
