@@ -937,3 +937,41 @@ async fn requests_from_3000_addresses_make_at_most_51_audit_rows_a_minute() {
         .sum();
     assert!(shared >= (ADDRESSES - 2 * 50) as i64, "{shared} shared");
 }
+
+/// The Settings page hands the browser its token list once. The server
+/// runs a `<Transition>`'s children more than once; a resource made inside
+/// them was serialized twice under two hydration ids, and the browser read
+/// the first (discarded) copy: when that copy had failed, the page rendered
+/// one branch on the server and another in the browser and went dead.
+#[tokio::test]
+async fn the_settings_page_serializes_its_token_list_once() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let created = server
+        .call(
+            "/api/admin/tokens/create",
+            Some(&admin),
+            &[("name", "hydration-probe")],
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let page = server
+        .client
+        .get(server.url("/admin/settings"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let serialized: Vec<&str> = page
+        .split("__RESOLVED_RESOURCES[")
+        .skip(1)
+        .filter(|entry| {
+            let entry = entry.split("</script>").next().unwrap_or_default();
+            entry.contains("hydration-probe")
+        })
+        .collect();
+    assert_eq!(serialized.len(), 1, "{page}");
+}

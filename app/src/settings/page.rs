@@ -16,6 +16,16 @@ use crate::error::AppError;
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let settings = Resource::new(|| (), |_| load_settings());
+    // Made here, not in `ApiTokens`: the server runs a <Transition>'s
+    // children more than once (to find what they read, then to render), so
+    // a resource made inside one takes another hydration id on the server
+    // than in the browser, which then hydrates with a discarded copy's value.
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| list_tokens(),
+    );
     view! {
         <div class="page-head">
             <div>
@@ -30,7 +40,7 @@ pub fn SettingsPage() -> impl IntoView {
                 settings.get().map(|result| match result {
                     Ok(settings) => view! {
                         <SettingsSections settings />
-                        <ApiTokens />
+                        <ApiTokens create revoke tokens />
                     }
                     .into_any(),
                     Err(AppError::Forbidden(_)) => view! {
@@ -295,14 +305,13 @@ fn local_time_view(at: time::OffsetDateTime) -> impl IntoView {
 
 /// The API tokens of every account, a form that creates one for the signed-in
 /// admin (shown once) and a Revoke button on each active token.
+/// Its resource comes from `SettingsPage`: none may be made in here.
 #[component]
-fn ApiTokens() -> impl IntoView {
-    let create = ServerAction::<CreateToken>::new();
-    let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| list_tokens(),
-    );
+fn ApiTokens(
+    create: ServerAction<CreateToken>,
+    revoke: ServerAction<RevokeToken>,
+    tokens: Resource<Result<Vec<TokenSummary>, AppError>>,
+) -> impl IntoView {
     let name_input = NodeRef::<leptos::html::Input>::new();
     // A created token empties the field for the next one.
     Effect::new(move |_| {
