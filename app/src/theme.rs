@@ -12,20 +12,11 @@ pub const THEME_COOKIE: &str = "theme";
 pub fn requested_theme() -> Option<&'static str> {
     #[cfg(feature = "ssr")]
     {
-        let parts = use_context::<http::request::Parts>()?;
-        parts
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == THEME_COOKIE)
-            .and_then(|(_, value)| match value {
-                "light" => Some("light"),
-                "dark" => Some("dark"),
-                _ => None,
-            })
+        crate::state::request_cookie(THEME_COOKIE).and_then(|value| match value.as_str() {
+            "light" => Some("light"),
+            "dark" => Some("dark"),
+            _ => None,
+        })
     }
     #[cfg(not(feature = "ssr"))]
     {

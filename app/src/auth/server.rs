@@ -169,16 +169,7 @@ pub const DEVICE_COOKIE: &str = "inbox_device";
 
 /// The device token the request's cookies carry, if any.
 fn device_token() -> Option<DeviceToken> {
-    let parts = use_context::<http::request::Parts>()?;
-    parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == DEVICE_COOKIE)
-        .and_then(|(_, value)| DeviceToken::parse(value))
+    crate::state::request_cookie(DEVICE_COOKIE).and_then(|value| DeviceToken::parse(&value))
 }
 
 /// Sets the device cookie: HttpOnly, SameSite=Lax, Secure when configured
