@@ -1050,7 +1050,15 @@ async fn listen_forwards_each_callback_once_across_a_dropped_connection() {
         .expect("listen stops once its token is revoked")
         .unwrap();
     assert_eq!(status.code(), Some(1));
-    assert!(joined(&stderr).contains("401"), "{}", joined(&stderr));
+    // The process has exited, but the reader of its stderr may not have
+    // taken the last line from the pipe yet.
+    let said_401 = tokio::time::timeout(Duration::from_secs(5), async {
+        while !joined(&stderr).contains("401") {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    assert!(said_401.is_ok(), "{}", joined(&stderr));
     inbox.kill().await;
 }
 
