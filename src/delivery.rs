@@ -39,13 +39,19 @@ impl DeliveryId {
     /// `kind:rest`, or `kind-sha256:<hex>` of that when it would be too long
     /// or hold U+0000 (which PostgreSQL's text cannot store, and replacing
     /// it would merge distinct ids).
-    fn bounded(kind: &str, rest: &str) -> Self {
+    pub(crate) fn bounded(kind: &str, rest: &str) -> Self {
         let id = format!("{kind}:{rest}");
         if id.len() <= MAX_ID_BYTES && !id.contains('\0') {
             Self(id)
         } else {
             Self(format!("{kind}-sha256:{}", sha256_hex(id.as_bytes())))
         }
+    }
+
+    /// `sha256:<hex>` of the raw body: the id of last resort, equal for
+    /// byte-identical retries only.
+    pub(crate) fn of_body(body: &[u8]) -> Self {
+        Self(format!("sha256:{}", sha256_hex(body)))
     }
 }
 
@@ -84,12 +90,12 @@ pub fn derive_delivery_id(
         }
         return DeliveryId::bounded("job", &rest);
     }
-    DeliveryId(format!("sha256:{}", sha256_hex(body)))
+    DeliveryId::of_body(body)
 }
 
 /// Percent-encodes `%` and `:` so that parts joined by `:` cannot be
 /// confused (`a:b` + `c` versus `a` + `b:c`).
-fn escape(part: &str) -> String {
+pub(crate) fn escape(part: &str) -> String {
     let mut out = String::with_capacity(part.len());
     for c in part.chars() {
         match c {

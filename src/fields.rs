@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 /// Characters of the raw body kept for history lists.
 pub const PREVIEW_CHARS: usize = 200;
 /// Bound for ids, names and event types (they land in indexed columns).
-const MAX_NAME_CHARS: usize = 255;
+pub(crate) const MAX_NAME_CHARS: usize = 255;
 /// Bound for error messages: enough to read, not a stack dump.
-const MAX_ERROR_CHARS: usize = 1_000;
+pub(crate) const MAX_ERROR_CHARS: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,7 +62,7 @@ pub fn status_from_event(event: Option<&str>) -> CallbackStatus {
 }
 
 /// Maps one status word (`completed`, `errored`, `running`, ...) to a status.
-fn status_word(word: &str) -> CallbackStatus {
+pub(crate) fn status_word(word: &str) -> CallbackStatus {
     const COMPLETED: &[&str] = &["completed", "succeeded", "success", "succeed", "done"];
     const FAILED: &[&str] = &["failed", "error", "errored", "failure"];
     const IN_PROGRESS: &[&str] = &[
@@ -177,7 +177,7 @@ fn non_empty(s: &str) -> Option<&str> {
 }
 
 /// At most `max` characters, cut on a character boundary.
-fn truncate_chars(s: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((end, _)) => s[..end].to_owned(),
         None => s.to_owned(),

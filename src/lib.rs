@@ -11,6 +11,7 @@ pub mod dto;
 pub mod fields;
 pub mod log_text;
 pub mod signature;
+pub mod source;
 
 #[cfg(feature = "server")]
 pub mod accounts;

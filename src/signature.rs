@@ -1,8 +1,10 @@
 //! Webhook signature verification.
 //!
-//! Two schemes are accepted: `X-Webhook-Signature` (hex HMAC-SHA256 of the raw
+//! Two schemes are accepted here: `X-Webhook-Signature` (hex HMAC-SHA256 of the raw
 //! body, GitHub style) and Standard Webhooks (`webhook-id`, `webhook-timestamp`,
-//! `webhook-signature`, as OpenAI and Replicate send). Verification runs on the
+//! `webhook-signature`, as OpenAI and Replicate send); the schemes only other
+//! sources use (GitHub, Stripe, a shared token) live in
+//! [`crate::source::scheme`]. Verification runs on the
 //! raw bytes before any JSON parsing, compares MACs only through
 //! [`Mac::verify_slice`] (constant time), and bounds every header so a hostile
 //! request cannot make us do much work.
@@ -16,23 +18,23 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Length of an HMAC-SHA256 tag. Checked before verifying: a verifier that
 /// compares a truncated (or empty) tag as a prefix accepts forgeries.
-const MAC_LEN: usize = 32;
+pub(crate) const MAC_LEN: usize = 32;
 /// Prefix of Standard Webhooks secrets; the rest is the base64 key.
 const WHSEC_PREFIX: &str = "whsec_";
 /// Optional prefix of `X-Webhook-Signature` values.
 const SHA256_PREFIX: &str = "sha256=";
 /// Upper bound for `webhook-signature`: a few entries during rotation are
 /// normal, kilobytes of them are an attack.
-const MAX_SIGNATURE_HEADER_BYTES: usize = 4 * 1024;
-const MAX_SIGNATURE_ENTRIES: usize = 16;
+pub(crate) const MAX_SIGNATURE_HEADER_BYTES: usize = 4 * 1024;
+pub(crate) const MAX_SIGNATURE_ENTRIES: usize = 16;
 /// Ids are short tokens (`msg_<27 chars>`); anything far longer is not one.
 const MAX_WEBHOOK_ID_BYTES: usize = 512;
 /// `i64::MAX` has 19 digits.
-const MAX_TIMESTAMP_DIGITS: usize = 19;
+pub(crate) const MAX_TIMESTAMP_DIGITS: usize = 19;
 
 /// Secrets whose `whsec_` payload may omit base64 padding: they are pasted by
 /// hand from dashboards, and leniency here costs nothing.
@@ -126,8 +128,17 @@ impl WebhookSecret {
         &self.text
     }
 
+    /// The key the hex and Standard Webhooks schemes sign with: a `whsec_`
+    /// secret's decoded bytes, any other secret's text.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The secret's text as configured, never base64-decoded. GitHub, Stripe
+    /// (whose `whsec_…` secrets are keys as written) and shared tokens use
+    /// these bytes. For [`WebhookSecret::from_bytes`] it is those bytes.
+    pub fn literal_bytes(&self) -> &[u8] {
+        self.literal.as_deref().unwrap_or(&self.bytes)
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -140,7 +151,7 @@ impl WebhookSecret {
     }
 }
 
-fn mac_for(key: &[u8]) -> HmacSha256 {
+pub(crate) fn mac_for(key: &[u8]) -> HmacSha256 {
     // HMAC hashes over-long keys and pads short ones, so every length is valid.
     HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
@@ -247,11 +258,18 @@ impl SignatureHeaders<'_> {
     }
 }
 
+/// How a request was signed, as stored with each callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureScheme {
     HmacSha256Hex,
     StandardWebhooks,
+    /// `X-Hub-Signature-256: sha256=<hex>` (GitHub).
+    GithubSha256,
+    /// `Stripe-Signature: t=<unix>,v1=<hex>` (Stripe).
+    StripeV1,
+    /// A shared token in a header (`Authorization: Bearer <token>` by default).
+    Token,
 }
 
 impl SignatureScheme {
@@ -259,14 +277,22 @@ impl SignatureScheme {
         match self {
             Self::HmacSha256Hex => "hmac_sha256_hex",
             Self::StandardWebhooks => "standard_webhooks",
+            Self::GithubSha256 => "github_sha256",
+            Self::StripeV1 => "stripe_v1",
+            Self::Token => "token",
         }
     }
 
-    /// The header that carries the signature in this scheme (lowercase, as HTTP/2 sends it).
+    /// The header that carries the signature in this scheme (lowercase, as
+    /// HTTP/2 sends it). For [`SignatureScheme::Token`] this is the default;
+    /// a source may name another header.
     pub fn header_name(self) -> &'static str {
         match self {
             Self::HmacSha256Hex => "x-webhook-signature",
             Self::StandardWebhooks => "webhook-signature",
+            Self::GithubSha256 => "x-hub-signature-256",
+            Self::StripeV1 => "stripe-signature",
+            Self::Token => "authorization",
         }
     }
 
@@ -274,6 +300,9 @@ impl SignatureScheme {
         match s {
             "hmac_sha256_hex" => Some(Self::HmacSha256Hex),
             "standard_webhooks" => Some(Self::StandardWebhooks),
+            "github_sha256" => Some(Self::GithubSha256),
+            "stripe_v1" => Some(Self::StripeV1),
+            "token" => Some(Self::Token),
             _ => None,
         }
     }
@@ -306,7 +335,7 @@ pub enum SignatureError {
     )]
     Mismatch,
     #[error(
-        "webhook-timestamp is {skew_secs} s from the server clock, outside the tolerance; check the sender's clock and send a fresh request"
+        "the signed timestamp (webhook-timestamp, or t= of Stripe-Signature) is {skew_secs} s from the server clock, outside the tolerance; check the sender's clock and send a fresh request"
     )]
     StaleTimestamp {
         /// Server time minus the timestamp: positive when the request is old,
@@ -341,7 +370,11 @@ pub fn verify_signature(
             let value = headers.x_webhook_signature.unwrap_or_default();
             verify_hex(value, body, secrets)
         }
-        None => Err(SignatureError::Missing),
+        // `SignatureHeaders::scheme` never names the other sources' schemes.
+        None
+        | Some(
+            SignatureScheme::GithubSha256 | SignatureScheme::StripeV1 | SignatureScheme::Token,
+        ) => Err(SignatureError::Missing),
     }
 }
 
@@ -360,19 +393,18 @@ pub fn check_signature_form(
             parse_webhook_id(headers.webhook_id)?;
             let timestamp = parse_timestamp(headers.webhook_timestamp)?;
             parse_standard_signatures(headers.webhook_signature)?;
-            let skew = i128::from(now_unix_secs) - i128::from(timestamp);
-            if skew.unsigned_abs() > u128::from(tolerance_secs) {
-                let skew_secs =
-                    i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
-                return Err(SignatureError::StaleTimestamp { skew_secs });
-            }
+            check_freshness(timestamp, now_unix_secs, tolerance_secs)?;
             Ok(SignatureScheme::StandardWebhooks)
         }
         Some(SignatureScheme::HmacSha256Hex) => {
             parse_hex_signature(headers.x_webhook_signature.unwrap_or_default())?;
             Ok(SignatureScheme::HmacSha256Hex)
         }
-        None => Err(SignatureError::Missing),
+        // `SignatureHeaders::scheme` never names the other sources' schemes.
+        None
+        | Some(
+            SignatureScheme::GithubSha256 | SignatureScheme::StripeV1 | SignatureScheme::Token,
+        ) => Err(SignatureError::Missing),
     }
 }
 
@@ -432,12 +464,7 @@ fn verify_standard(
 
     // Replay protection before any HMAC: a stale request is rejected for free,
     // whatever its signature.
-    // i128 so that no pair of i64 values can overflow the difference.
-    let skew = i128::from(now_unix_secs) - i128::from(timestamp);
-    if skew.unsigned_abs() > u128::from(tolerance_secs) {
-        let skew_secs = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
-        return Err(SignatureError::StaleTimestamp { skew_secs });
-    }
+    check_freshness(timestamp, now_unix_secs, tolerance_secs)?;
 
     for (secret_index, secret) in secrets.iter().enumerate() {
         let mac = standard_mac(secret, id, timestamp, body);
@@ -452,6 +479,22 @@ fn verify_standard(
         }
     }
     Err(SignatureError::Mismatch)
+}
+
+/// Rejects a signed timestamp more than `tolerance_secs` away from now, in
+/// either direction (a replay, or a sender whose clock is off).
+pub(crate) fn check_freshness(
+    timestamp: i64,
+    now_unix_secs: i64,
+    tolerance_secs: u64,
+) -> Result<(), SignatureError> {
+    // i128 so that no pair of i64 values can overflow the difference.
+    let skew = i128::from(now_unix_secs) - i128::from(timestamp);
+    if skew.unsigned_abs() > u128::from(tolerance_secs) {
+        let skew_secs = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
+        return Err(SignatureError::StaleTimestamp { skew_secs });
+    }
+    Ok(())
 }
 
 fn parse_webhook_id(value: Option<&str>) -> Result<&str, SignatureError> {
@@ -1145,6 +1188,9 @@ mod tests {
         for scheme in [
             SignatureScheme::HmacSha256Hex,
             SignatureScheme::StandardWebhooks,
+            SignatureScheme::GithubSha256,
+            SignatureScheme::StripeV1,
+            SignatureScheme::Token,
         ] {
             assert_eq!(SignatureScheme::parse(scheme.as_str()), Some(scheme));
             assert_eq!(
@@ -1160,7 +1206,26 @@ mod tests {
             SignatureScheme::StandardWebhooks.header_name(),
             "webhook-signature"
         );
+        assert_eq!(
+            SignatureScheme::GithubSha256.header_name(),
+            "x-hub-signature-256"
+        );
+        assert_eq!(SignatureScheme::StripeV1.header_name(), "stripe-signature");
+        assert_eq!(SignatureScheme::Token.header_name(), "authorization");
         assert_eq!(SignatureScheme::parse("HMAC"), None);
+    }
+
+    #[test]
+    fn literal_bytes_are_the_configured_text() {
+        assert_eq!(secret(SW_SECRET).literal_bytes(), SW_SECRET.as_bytes());
+        assert_eq!(
+            secret(" plain secret, long ").literal_bytes(),
+            b"plain secret, long"
+        );
+        assert_eq!(
+            WebhookSecret::from_bytes(b"raw".to_vec()).literal_bytes(),
+            b"raw"
+        );
     }
 
     // --- properties ----------------------------------------------------------
