@@ -6,10 +6,17 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+fn builtin_source() -> String {
+    "llm-callback".to_owned()
+}
+
 /// One row of a poll answer: just enough to raise a toast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallbackSummary {
     pub id: Uuid,
+    /// The source it arrived at (`llm-callback` for the built-in one).
+    #[serde(default = "builtin_source")]
+    pub source: String,
     pub callback_id: String,
     pub workflow_name: Option<String>,
     pub event_type: Option<String>,
@@ -39,8 +46,13 @@ pub struct ServerInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallbackDetail {
     pub id: Uuid,
+    #[serde(default = "builtin_source")]
+    pub source: String,
     pub callback_id: String,
     pub external_job_id: Option<String>,
+    /// The job or session it belongs to, as the source's mapping found it.
+    #[serde(default)]
+    pub group: Option<String>,
     pub workflow_name: Option<String>,
     pub event_type: Option<String>,
     pub status: String,
@@ -78,8 +90,13 @@ pub struct CallbackViewer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryItem {
     pub id: Uuid,
+    #[serde(default = "builtin_source")]
+    pub source: String,
     pub callback_id: String,
     pub external_job_id: Option<String>,
+    /// The job or session it belongs to.
+    #[serde(default)]
+    pub group: Option<String>,
     pub event_type: Option<String>,
     pub workflow_name: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -103,6 +120,11 @@ pub struct HistoryPage {
 /// History filters; `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HistoryFilter {
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The job or session (`group`), exactly.
+    #[serde(default)]
+    pub group: Option<String>,
     pub event_type: Option<String>,
     pub workflow_name: Option<String>,
     pub signature_valid: Option<bool>,
@@ -135,6 +157,9 @@ pub struct DeliveryItem {
     pub llm_callback_id: Option<Uuid>,
     pub signature_scheme: Option<String>,
     pub secret_label: Option<String>,
+    /// The source it was sent to; `unknown` for a name that is no source.
+    #[serde(default)]
+    pub source: Option<String>,
     /// 1, or how many unauthenticated requests of one address, outcome and
     /// minute this row stands for.
     pub count: i64,
@@ -153,6 +178,8 @@ pub struct DeliveryPage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryFilter {
     pub outcome: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub from: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -182,6 +209,9 @@ pub struct DeliverySummary {
     pub window: String,
     pub total: i64,
     pub by_outcome: std::collections::BTreeMap<String, i64>,
+    /// Requests per source (`unknown`: names that are no source).
+    #[serde(default)]
+    pub by_source: std::collections::BTreeMap<String, i64>,
     /// Requests whose signature was missing, invalid or stale (rejected, or
     /// stored unsigned in flag mode).
     pub invalid_signature: i64,

@@ -12,11 +12,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::delivery::{DeliveryId, derive_delivery_id};
-use crate::fields::extract_fields;
+use crate::fields::{CallbackFields, extract_fields, payload_preview};
 use crate::signature::{
-    SecretError, SignatureError, SignatureHeaders, SignatureScheme, WebhookSecret,
-    parse_secret_file, parse_secret_list, verify_signature,
+    SecretError, SignatureError, SignatureHeaders, SignatureScheme, Verified, WebhookSecret,
+    check_signature_form, parse_secret_file, parse_secret_list, verify_signature,
 };
+use crate::source::{
+    BUILTIN_SOURCE, RequestHeaders, check_source_form, map_callback, status_of,
+    verify_source_signature,
+};
+use crate::source_registry::ConfiguredSource;
 use crate::store::{
     AuditedRequest, DeliveryOutcome, DeliveryRecord, NewCallback, Store, StoreError,
 };
@@ -51,12 +56,10 @@ pub struct IngestSettings {
 }
 
 /// The parts of a webhook request the service needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct WebhookRequest<'a> {
-    pub signature: SignatureHeaders<'a>,
-    /// `X-Webhook-Event`, used when the body has no `event`, and only for
-    /// callbacks whose signature did not verify (the header is unsigned).
-    pub event_header: Option<&'a str>,
+    /// The request's headers (signature, delivery id, mapped fields).
+    pub headers: &'a RequestHeaders<'a>,
     pub body: &'a [u8],
 }
 
@@ -101,24 +104,26 @@ impl IngestError {
     }
 }
 
-/// Verifies, parses and stores one callback; returns once it is durable.
-/// An accepted callback's audit row (from `audit`, completed here and by the
-/// writer) commits in the same transaction as the callback.
+/// Verifies, parses and stores one callback sent to `source`; returns once
+/// it is durable. An accepted callback's audit row (from `audit`, completed
+/// here and by the writer) commits in the same transaction as the callback.
 pub async fn ingest_callback(
     store: &Store,
-    secrets: &[WebhookSecret],
-    settings: IngestSettings,
+    source: &ConfiguredSource,
+    timestamp_tolerance_secs: u64,
     request: WebhookRequest<'_>,
     now: OffsetDateTime,
     audit: AuditedRequest,
 ) -> Result<Accepted, IngestError> {
     // Verify on the raw bytes before anything looks at them as JSON.
-    let verification = verify_signature(
-        &request.signature,
+    let secrets = source.secrets.current();
+    let verification = verify_request(
+        source,
+        request.headers,
         request.body,
-        secrets,
+        &secrets,
         now.unix_timestamp(),
-        settings.timestamp_tolerance_secs,
+        timestamp_tolerance_secs,
     );
     let (scheme, secret_label) = match verification {
         Ok(verified) => (
@@ -127,30 +132,20 @@ pub async fn ingest_callback(
                 .get(verified.secret_index)
                 .map(|secret| secret.label().to_owned()),
         ),
-        Err(err) if settings.mode == SignatureMode::Enforce => {
+        Err(err) if source.mode == SignatureMode::Enforce => {
             return Err(signature_rejection(err));
         }
         Err(_) => (None, None),
     };
     let signature_valid = scheme.is_some();
-    // `X-Webhook-Event` is not covered by any signature: it must not change
-    // what a signed callback is (its event, status or delivery id), or a
-    // captured request replayed with another header would become a new row.
-    let event_header = if signature_valid {
-        None
-    } else {
-        request.event_header
-    };
 
     let payload = parse_object(request.body)?;
     let body_text = std::str::from_utf8(request.body).unwrap_or_default();
-    let fields = extract_fields(&payload, event_header, body_text);
-    let mut callback_id = derive_delivery_id(
-        request.signature.webhook_id,
-        &payload,
-        event_header,
-        request.body,
-    );
+    let (mut callback_id, fields) = if source.uses_builtin_rules() {
+        builtin_fields(request, &payload, signature_valid, body_text)
+    } else {
+        mapped_fields(source, request, payload, body_text)
+    };
     if !signature_valid {
         // An unverified request must never claim (or count towards) the id of
         // a genuine callback that may arrive later.
@@ -163,6 +158,7 @@ pub async fn ingest_callback(
             callback_id: Some(callback_id.clone()),
             signature_scheme: scheme,
             secret_label: secret_label.clone(),
+            source: Some(source.name.clone()),
             authenticated: signature_valid,
             ..audit.record
         },
@@ -172,6 +168,7 @@ pub async fn ingest_callback(
         .insert_callback_audited(
             NewCallback {
                 id: Uuid::now_v7(),
+                source: source.name.clone(),
                 callback_id: callback_id.clone(),
                 signature_valid,
                 signature_scheme: scheme,
@@ -192,6 +189,111 @@ pub async fn ingest_callback(
         signature_scheme: scheme,
         secret_label,
     })
+}
+
+/// Checks a request's signature (or token) against the source's secrets.
+/// The built-in source keeps the original choice between its two schemes:
+/// Standard Webhooks whenever one of its headers is present.
+pub fn verify_request(
+    source: &ConfiguredSource,
+    headers: &RequestHeaders<'_>,
+    body: &[u8],
+    secrets: &[WebhookSecret],
+    now_unix_secs: i64,
+    tolerance_secs: u64,
+) -> Result<Verified, SignatureError> {
+    if source.name == BUILTIN_SOURCE {
+        let signature = builtin_signature_headers(headers);
+        return verify_signature(&signature, body, secrets, now_unix_secs, tolerance_secs);
+    }
+    verify_source_signature(
+        &source.schemes,
+        source.token_header.as_deref(),
+        headers,
+        body,
+        secrets,
+        now_unix_secs,
+        tolerance_secs,
+    )
+}
+
+/// Everything about a request's signature that needs no body (see
+/// [`check_signature_form`]): a request that fails here is answered 401
+/// before a byte of its body is read.
+pub fn check_request_form(
+    source: &ConfiguredSource,
+    headers: &RequestHeaders<'_>,
+    now_unix_secs: i64,
+    tolerance_secs: u64,
+) -> Result<SignatureScheme, SignatureError> {
+    if source.name == BUILTIN_SOURCE {
+        let signature = builtin_signature_headers(headers);
+        return check_signature_form(&signature, now_unix_secs, tolerance_secs);
+    }
+    check_source_form(
+        &source.schemes,
+        source.token_header.as_deref(),
+        headers,
+        now_unix_secs,
+        tolerance_secs,
+    )
+}
+
+fn builtin_signature_headers<'a>(headers: &RequestHeaders<'a>) -> SignatureHeaders<'a> {
+    SignatureHeaders {
+        x_webhook_signature: headers.get("x-webhook-signature"),
+        webhook_id: headers.get("webhook-id"),
+        webhook_timestamp: headers.get("webhook-timestamp"),
+        webhook_signature: headers.get("webhook-signature"),
+    }
+}
+
+/// The built-in source's own rules: the delivery id from `webhook-id`, the
+/// job id with its event and step, or the body's hash; the fields from the
+/// payload's well-known keys.
+fn builtin_fields(
+    request: WebhookRequest<'_>,
+    payload: &Map<String, Value>,
+    signature_valid: bool,
+    body_text: &str,
+) -> (DeliveryId, CallbackFields) {
+    // `X-Webhook-Event` is not covered by any signature: it must not change
+    // what a signed callback is (its event, status or delivery id), or a
+    // captured request replayed with another header would become a new row.
+    let event_header = if signature_valid {
+        None
+    } else {
+        request.headers.get("x-webhook-event")
+    };
+    let fields = extract_fields(payload, event_header, body_text);
+    let id = derive_delivery_id(
+        request.headers.get("webhook-id"),
+        payload,
+        event_header,
+        request.body,
+    );
+    (id, fields)
+}
+
+/// A source's mapping rules (its preset's, with its overrides).
+fn mapped_fields(
+    source: &ConfiguredSource,
+    request: WebhookRequest<'_>,
+    payload: Map<String, Value>,
+    body_text: &str,
+) -> (DeliveryId, CallbackFields) {
+    let payload = Value::Object(payload);
+    let mapped = map_callback(&source.mapping, request.headers, &payload, request.body);
+    let status = status_of(source.preset, mapped.event.as_deref(), &payload);
+    let fields = CallbackFields {
+        external_job_id: mapped.group,
+        workflow_name: mapped.workflow,
+        event_type: mapped.event,
+        status,
+        error_message: mapped.error,
+        payload_preview: payload_preview(body_text),
+    };
+    (mapped.delivery_id, fields)
 }
 
 /// The ingest error a failed signature check is reported as.
@@ -333,6 +435,18 @@ fn utc_date(micros: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .map(|at| at.date().to_string())
         .unwrap_or_default()
+}
+
+/// A Standard Webhooks secret: `whsec_` and 32 random bytes in base64, the
+/// form OpenAI, Replicate and the Standard Webhooks libraries expect.
+pub fn generate_standard_secret() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// 256 random bits as 64 hex characters: usable as-is by any HMAC tool

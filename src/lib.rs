@@ -12,11 +12,16 @@ pub mod fields;
 pub mod log_text;
 pub mod signature;
 pub mod source;
+pub mod source_examples;
 
 #[cfg(feature = "server")]
 pub mod accounts;
 #[cfg(feature = "server")]
 pub mod ingest;
+#[cfg(feature = "server")]
+pub mod source_admin;
+#[cfg(feature = "server")]
+pub mod source_registry;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]

@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod error;
 pub mod layout;
 pub mod settings;
+pub mod sources;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod theme;

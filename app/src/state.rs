@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use inbox_core::accounts::{ArgonTurns, LoginThrottle, PasswordHasherPool};
 use inbox_core::ingest::{IngestSettings, SecretRing};
+use inbox_core::source_registry::SourceRegistry;
 use inbox_core::store::Store;
 use leptos::config::LeptosOptions;
 
@@ -25,6 +26,8 @@ pub struct AppState {
 #[derive(Clone)]
 pub struct WebhookView {
     pub secrets: SecretRing,
+    /// Every source; admins' changes reload it at once.
+    pub sources: SourceRegistry,
     pub ingest: IngestSettings,
     pub max_body_bytes: usize,
     /// The URL senders use, e.g. `http://127.0.0.1:3000`.

@@ -251,6 +251,12 @@ pub struct ExportArgs {
     /// Whose viewed state the `viewed` column and --viewed use.
     #[arg(long)]
     pub email: Option<String>,
+    /// Only callbacks of this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only callbacks of this job or session.
+    #[arg(long)]
+    pub group: Option<String>,
     #[arg(long)]
     pub event_type: Option<String>,
     #[arg(long)]

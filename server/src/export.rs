@@ -62,6 +62,8 @@ impl ExportFormat {
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct ExportQuery {
     format: Option<String>,
+    source: Option<String>,
+    group: Option<String>,
     event_type: Option<String>,
     workflow_name: Option<String>,
     signature_valid: Option<String>,
@@ -121,6 +123,8 @@ fn export_filter(query: ExportQuery) -> Result<HistoryFilter, String> {
     use app::callbacks::server::{filter_text, parse_flag, parse_time};
     let text = |name, value| filter_text(name, value).map_err(|err| err.to_string());
     Ok(HistoryFilter {
+        source: text("source", query.source)?,
+        group: text("group", query.group)?,
         event_type: text("event_type", query.event_type)?,
         workflow_name: text("workflow_name", query.workflow_name)?,
         signature_valid: parse_flag("signature_valid", query.signature_valid.as_deref())
@@ -263,7 +267,7 @@ fn micros(at: time::OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
 
-const CSV_COLUMNS: &str = "id,callback_id,external_job_id,event_type,workflow_name,created_at,signature_valid,viewed,payload_preview,payload\r\n";
+const CSV_COLUMNS: &str = "id,source,callback_id,external_job_id,group,event_type,workflow_name,created_at,signature_valid,viewed,payload_preview,payload\r\n";
 
 fn header_of(format: ExportFormat) -> &'static [u8] {
     match format {
@@ -314,8 +318,10 @@ fn write_record(out: &mut Vec<u8>, format: ExportFormat, row: &ExportRow, first:
                 .unwrap_or_default();
             let cells = [
                 item.id.to_string(),
+                item.source.clone(),
                 item.callback_id.clone(),
                 item.external_job_id.clone().unwrap_or_default(),
+                item.group.clone().unwrap_or_default(),
                 item.event_type.clone().unwrap_or_default(),
                 item.workflow_name.clone().unwrap_or_default(),
                 created,

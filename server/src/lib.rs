@@ -31,6 +31,7 @@ use http::StatusCode;
 use http::header::LOCATION;
 use inbox_core::accounts::{AccountError, LoginThrottle, PasswordHasherPool};
 use inbox_core::ingest::{IngestSettings, RingError, SecretRing, SecretSource, curl_example};
+use inbox_core::source_registry::SourceRegistry;
 use inbox_core::store::{Store, StoreError};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
@@ -102,6 +103,8 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
     if secrets.source() == SecretSource::Generated {
         spawn_secret_refresh(secrets.clone(), store.clone());
     }
+    let sources = SourceRegistry::load(&store, secrets.clone(), config.signature_mode).await?;
+    sources.spawn_refresher(store.clone());
 
     let hasher = PasswordHasherPool::default();
     accounts::bootstrap_admin(&store, &hasher, config).await?;
@@ -126,6 +129,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
         }),
         webhook: WebhookView {
             secrets: secrets.clone(),
+            sources: sources.clone(),
             ingest: IngestSettings {
                 mode: config.signature_mode,
                 timestamp_tolerance_secs: config.timestamp_tolerance_secs,
@@ -146,11 +150,8 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
     });
     let webhook_state = WebhookState {
         store: store.clone(),
-        secrets,
-        settings: IngestSettings {
-            mode: config.signature_mode,
-            timestamp_tolerance_secs: config.timestamp_tolerance_secs,
-        },
+        sources,
+        timestamp_tolerance_secs: config.timestamp_tolerance_secs,
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.body_timeout_secs),
         budget: BodyBudget::new(config.max_inflight_body_bytes, config.max_body_bytes),
@@ -167,7 +168,7 @@ pub async fn build_server(config: &Config) -> Result<Server, StartupError> {
     }
     let router = router
         .route(
-            "/api/webhooks/llm-callback",
+            "/api/webhooks/{name}",
             post(webhook::receive_callback).with_state(webhook_state),
         )
         .route(

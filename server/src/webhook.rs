@@ -1,6 +1,8 @@
-//! `POST /api/webhooks/llm-callback`: the webhook route.
+//! `POST /api/webhooks/{name}`: the webhook route of every source.
 //!
-//! Reads the raw body under a hard limit, hands it to the ingest service,
+//! Finds the source (a name that is no enabled source is answered 404
+//! before the body is read), reads the raw body under a hard limit, hands
+//! it to the ingest service,
 //! maps the result to a status code (here, in [`Rejection::status`]) and
 //! records every request in the audit log, accepted or not.
 //!
@@ -18,18 +20,19 @@ use std::time::{Duration, Instant};
 use app::state::ClientAddress;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use inbox_core::delivery::DeliveryId;
 use inbox_core::ingest::SignatureMode;
 use inbox_core::ingest::{
-    Accepted, IngestError, IngestSettings, SecretRing, WebhookRequest, ingest_callback,
+    Accepted, IngestError, WebhookRequest, check_request_form, ingest_callback,
     signature_rejection, unix_micros,
 };
-use inbox_core::signature::{SignatureHeaders, check_signature_form};
-use inbox_core::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, Store};
+use inbox_core::source::{AnswerKind, RequestHeaders};
+use inbox_core::source_registry::{ConfiguredSource, SourceRegistry};
+use inbox_core::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, Store, UNKNOWN_SOURCE};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -46,8 +49,8 @@ const RETRY_AFTER_SECS: u64 = 5;
 #[derive(Clone)]
 pub struct WebhookState {
     pub store: Store,
-    pub secrets: SecretRing,
-    pub settings: IngestSettings,
+    pub sources: SourceRegistry,
+    pub timestamp_tolerance_secs: u64,
     pub max_body_bytes: usize,
     /// The whole body must arrive within this time.
     pub body_timeout: Duration,
@@ -161,7 +164,15 @@ impl Drop for BudgetShare {
     }
 }
 
-pub async fn receive_callback(State(state): State<WebhookState>, request: Request) -> Response {
+/// The answer header that carries the stored callback's id when the
+/// source's answer has no body.
+const ID_HEADER: &str = "x-callback-inbox-id";
+
+pub async fn receive_callback(
+    State(state): State<WebhookState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
     let received_at = OffsetDateTime::now_utc();
     let (parts, body) = request.into_parts();
@@ -170,31 +181,34 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
         .extensions
         .get::<ClientAddress>()
         .map(|address| address.0);
-
-    let headers = &parts.headers;
-    let signature = SignatureHeaders {
-        x_webhook_signature: header(headers, "x-webhook-signature"),
-        webhook_id: header(headers, "webhook-id"),
-        webhook_timestamp: header(headers, "webhook-timestamp"),
-        webhook_signature: header(headers, "webhook-signature"),
+    let Some(source) = state.sources.get(&name).filter(|source| source.enabled) else {
+        return unknown_source(&state, received_at, request_id, remote_addr, started).await;
     };
+
+    let header_pairs: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let headers = RequestHeaders::new(header_pairs);
     let mut body_bytes = 0;
     // Held until the answer is sent: the body stays in memory until then.
     let mut budget_share = state.budget.share_for(remote_addr);
-    let form = check_signature_form(
-        &signature,
+    let form = check_request_form(
+        &source,
+        &headers,
         received_at.unix_timestamp(),
-        state.settings.timestamp_tolerance_secs,
+        state.timestamp_tolerance_secs,
     );
-    let result = if let (SignatureMode::Enforce, Err(err)) = (state.settings.mode, form) {
+    let result = if let (SignatureMode::Enforce, Err(err)) = (source.mode, &form) {
         // Nothing could make this request valid (no signature header, one
         // of an impossible form, a stale timestamp): answer before reading
         // a byte, so it never holds any of the body budget.
-        Err(Rejection::Ingest(signature_rejection(err)))
+        Err(Rejection::Ingest(signature_rejection(err.clone())))
     } else {
         let read = read_limited(
             body,
-            declared_length(headers),
+            declared_length(&parts.headers),
             state.max_body_bytes,
             &mut budget_share,
         );
@@ -212,11 +226,9 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
             Ok(body) => {
                 body_bytes = body.len() as u64;
                 let request = WebhookRequest {
-                    signature,
-                    event_header: header(headers, "x-webhook-event"),
+                    headers: &headers,
                     body: &body,
                 };
-                let secrets = state.secrets.current();
                 let audit = AuditedRequest {
                     record: DeliveryRecord {
                         received_at_us: unix_micros(received_at),
@@ -230,6 +242,7 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
                         llm_callback_id: None,
                         signature_scheme: None,
                         secret_label: None,
+                        source: Some(source.name.clone()),
                         authenticated: false,
                         count: 1,
                     },
@@ -237,8 +250,8 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
                 };
                 ingest_callback(
                     &state.store,
-                    &secrets,
-                    state.settings,
+                    &source,
+                    state.timestamp_tolerance_secs,
                     request,
                     received_at,
                     audit,
@@ -265,8 +278,12 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
     };
     let processing_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
     log_outcome(&result, outcome, processing_us, callback_id.as_ref());
-    metrics::counter!("callback_inbox_webhook_requests_total", "outcome" => outcome.as_str())
-        .increment(1);
+    metrics::counter!(
+        "callback_inbox_webhook_requests_total",
+        "outcome" => outcome.as_str(),
+        "source" => source.name.clone()
+    )
+    .increment(1);
     metrics::histogram!("callback_inbox_webhook_processing_seconds")
         .record(started.elapsed().as_secs_f64());
     metrics::histogram!("callback_inbox_webhook_body_bytes").record(body_bytes as f64);
@@ -278,7 +295,7 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
         let authenticated = match rejection {
             // Only a verified sender gets as far as the JSON check in enforce mode.
             Rejection::Ingest(IngestError::NotJson(_) | IngestError::NotAnObject(_)) => {
-                state.settings.mode == SignatureMode::Enforce
+                source.mode == SignatureMode::Enforce
             }
             _ => false,
         };
@@ -292,8 +309,9 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
             remote_addr: remote_addr.map(|address| address.to_string()),
             callback_id: None,
             llm_callback_id: None,
-            signature_scheme: signature.scheme(),
+            signature_scheme: form.ok(),
             secret_label: None,
+            source: Some(source.name.clone()),
             authenticated,
             count: 1,
         };
@@ -304,11 +322,7 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
     drop(budget_share);
 
     match result {
-        Ok(accepted) => (
-            StatusCode::OK,
-            Json(json!({ "received": true, "id": accepted.id, "duplicate": accepted.duplicate })),
-        )
-            .into_response(),
+        Ok(accepted) => answer_accepted(&source, &accepted),
         Err(Rejection::Overloaded) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
@@ -321,6 +335,67 @@ pub async fn receive_callback(State(state): State<WebhookState>, request: Reques
         )
             .into_response(),
     }
+}
+
+/// A stored callback's answer, in the form its source's sender expects.
+fn answer_accepted(source: &ConfiguredSource, accepted: &Accepted) -> Response {
+    match source.preset.answer() {
+        AnswerKind::Json => (
+            StatusCode::OK,
+            Json(json!({ "received": true, "id": accepted.id, "duplicate": accepted.duplicate })),
+        )
+            .into_response(),
+        // Claude Code adds a hook answer's text to the model's context: say
+        // nothing, and put the id where a person debugging can still see it.
+        AnswerKind::Empty => (
+            StatusCode::NO_CONTENT,
+            [(ID_HEADER, accepted.id.to_string())],
+        )
+            .into_response(),
+    }
+}
+
+/// A request to a name that is no enabled source: 404 before its body is
+/// read, counted in the audit log under one `unknown` source whatever the
+/// name (a stranger must not be able to add rows, labels or log lines).
+async fn unknown_source(
+    state: &WebhookState,
+    received_at: OffsetDateTime,
+    request_id: Option<String>,
+    remote_addr: Option<IpAddr>,
+    started: Instant,
+) -> Response {
+    let outcome = DeliveryOutcome::UnknownSource;
+    metrics::counter!(
+        "callback_inbox_webhook_requests_total",
+        "outcome" => outcome.as_str(),
+        "source" => UNKNOWN_SOURCE
+    )
+    .increment(1);
+    let record = DeliveryRecord {
+        received_at_us: unix_micros(received_at),
+        request_id,
+        outcome,
+        http_status: StatusCode::NOT_FOUND.as_u16(),
+        processing_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        body_bytes: 0,
+        remote_addr: remote_addr.map(|address| address.to_string()),
+        callback_id: None,
+        llm_callback_id: None,
+        signature_scheme: None,
+        secret_label: None,
+        source: Some(UNKNOWN_SOURCE.to_owned()),
+        authenticated: false,
+        count: 1,
+    };
+    if let Err(err) = state.store.record_delivery(record).await {
+        tracing::error!(error = %err, "audit row not recorded");
+    }
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "unknown source" })),
+    )
+        .into_response()
 }
 
 fn log_outcome(

@@ -76,6 +76,25 @@ fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>
             "/api/admin/tokens/revoke",
             vec![("email", ADMIN_EMAIL), ("name", "guard-check")],
         ),
+        // In path order again: create, then reveal, rotate and update what
+        // it made.
+        ("/api/admin/sources", vec![]),
+        (
+            "/api/admin/sources/create",
+            vec![("name", "guard-check"), ("preset", "generic")],
+        ),
+        (
+            "/api/admin/sources/reveal-secret",
+            vec![("name", "guard-check"), ("label", "guard-check #1")],
+        ),
+        (
+            "/api/admin/sources/rotate-secret",
+            vec![("name", "guard-check")],
+        ),
+        (
+            "/api/admin/sources/update",
+            vec![("name", "guard-check"), ("mode", "flag")],
+        ),
         ("/api/inbox/warnings", vec![]),
         (
             "/api/deliveries/list",

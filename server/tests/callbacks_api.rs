@@ -125,6 +125,7 @@ async fn poll_pages_through_the_feed_once_each_even_when_rows_share_a_timestamp(
         store
             .insert_callback(NewCallback {
                 id,
+                source: "llm-callback".to_owned(),
                 callback_id: derive_delivery_id(None, &payload, None, body.as_bytes()),
                 signature_valid: true,
                 signature_scheme: None,

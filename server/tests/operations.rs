@@ -357,16 +357,20 @@ async fn metrics_count_known_traffic() {
     let after = scrape().await;
     let delta = |series: &str| metric(&after, series) - metric(&before, series);
     assert_eq!(
-        delta(r#"callback_inbox_webhook_requests_total{outcome="accepted"}"#),
+        delta(r#"callback_inbox_webhook_requests_total{outcome="accepted",source="llm-callback"}"#),
         3.0,
         "{after}"
     );
     assert_eq!(
-        delta(r#"callback_inbox_webhook_requests_total{outcome="duplicate"}"#),
+        delta(
+            r#"callback_inbox_webhook_requests_total{outcome="duplicate",source="llm-callback"}"#
+        ),
         1.0
     );
     assert_eq!(
-        delta(r#"callback_inbox_webhook_requests_total{outcome="missing_signature"}"#),
+        delta(
+            r#"callback_inbox_webhook_requests_total{outcome="missing_signature",source="llm-callback"}"#
+        ),
         2.0
     );
     assert_eq!(delta("callback_inbox_webhook_duplicates_total"), 1.0);
@@ -423,6 +427,7 @@ async fn retention_deletes_only_what_is_old_and_keeps_counts_consistent() {
         let stored = store
             .insert_callback(inbox_core::store::NewCallback {
                 id: uuid::Uuid::now_v7(),
+                source: "llm-callback".to_owned(),
                 callback_id: inbox_core::delivery::derive_delivery_id(
                     None,
                     &payload,

@@ -69,6 +69,7 @@ fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
 fn summary_of(row: &impl StoreRow) -> Result<CallbackSummary, sqlx::Error> {
     Ok(CallbackSummary {
         id: row.uuid("id")?,
+        source: row.text("source")?,
         callback_id: row.text("callback_id")?,
         workflow_name: row.opt_text("workflow_name")?,
         event_type: row.opt_text("event_type")?,
@@ -143,7 +144,7 @@ impl Store {
         let after = after.min(head);
         let items = on_db!(self.db(), |pool, dialect| {
             sqlx::query(dialect.pick(
-                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                "SELECT c.id, c.source, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid, c.feed_seq
                  FROM llm_callbacks c INDEXED BY llm_callbacks_feed
                  WHERE c.feed_seq > max($1, (SELECT coalesce(max(m.seq), 0)
@@ -153,7 +154,7 @@ impl Store {
                                    WHERE v.callback_id = c.id AND v.admin_user_id = $3)
                  ORDER BY c.feed_seq
                  LIMIT $4",
-                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                "SELECT c.id, c.source, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid, c.feed_seq
                  FROM llm_callbacks c
                  WHERE c.feed_seq > greatest($1, (SELECT coalesce(max(m.seq), 0)
@@ -194,7 +195,7 @@ impl Store {
     ) -> Result<Vec<CallbackSummary>, StoreError> {
         let mut items = on_db!(self.db(), |pool, dialect| {
             sqlx::query(dialect.pick(
-                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                "SELECT c.id, c.source, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid
                  FROM llm_callbacks c INDEXED BY llm_callbacks_feed
                  WHERE c.feed_seq <= $1
@@ -204,7 +205,7 @@ impl Store {
                                    WHERE v.callback_id = c.id AND v.admin_user_id = $2)
                  ORDER BY c.feed_seq DESC
                  LIMIT $3",
-                "SELECT c.id, c.callback_id, c.workflow_name, c.event_type, c.created_at,
+                "SELECT c.id, c.source, c.callback_id, c.workflow_name, c.event_type, c.created_at,
                         c.signature_valid
                  FROM llm_callbacks c
                  WHERE c.feed_seq <= $1
@@ -239,8 +240,8 @@ impl Store {
             // Viewed at: the user's view row, else the first of their marks
             // that covers the callback.
             let Some(row) = sqlx::query(
-                "SELECT c.id, c.callback_id, c.external_job_id, c.workflow_name, c.event_type,
-                        c.status, c.error_message, c.signature_valid, c.signature_scheme,
+                "SELECT c.id, c.source, c.callback_id, c.external_job_id, c.workflow_name,
+                        c.event_type, c.status, c.error_message, c.signature_valid, c.signature_scheme,
                         c.signature_header, c.verified_at, c.payload, c.delivery_count,
                         c.created_at, c.updated_at, c.feed_seq,
                         coalesce((SELECT viewed_at FROM llm_callback_views v
@@ -522,8 +523,8 @@ where
     DbTime: Encode<'a, DB> + Type<DB>,
 {
     let mut query = QueryBuilder::new(
-        "SELECT c.id, c.callback_id, c.external_job_id, c.event_type, c.workflow_name, c.created_at,
-                c.payload_preview, c.signature_valid, ",
+        "SELECT c.id, c.source, c.callback_id, c.external_job_id, c.event_type, c.workflow_name,
+                c.created_at, c.payload_preview, c.signature_valid, ",
     );
     if with_payload {
         query.push("c.payload, ");
@@ -540,6 +541,16 @@ where
     );
     query.push_bind(user);
     query.push(") IS NOT NULL) AS viewed FROM llm_callbacks c WHERE 1 = 1");
+    if let Some(source) = filter.source.as_deref().filter(|v| !v.is_empty()) {
+        query
+            .push(" AND c.source = ")
+            .push_bind(dialect.text(source));
+    }
+    if let Some(group) = filter.group.as_deref().filter(|v| !v.is_empty()) {
+        query
+            .push(" AND c.external_job_id = ")
+            .push_bind(dialect.text(group));
+    }
     if let Some(event_type) = filter.event_type.as_deref().filter(|v| !v.is_empty()) {
         query
             .push(" AND c.event_type = ")
@@ -643,10 +654,13 @@ fn escape_like(text: &str) -> String {
 }
 
 pub(super) fn history_item(row: &impl StoreRow) -> Result<HistoryItem, sqlx::Error> {
+    let external_job_id = row.opt_text("external_job_id")?;
     Ok(HistoryItem {
         id: row.uuid("id")?,
+        source: row.text("source")?,
         callback_id: row.text("callback_id")?,
-        external_job_id: row.opt_text("external_job_id")?,
+        group: external_job_id.clone(),
+        external_job_id,
         event_type: row.opt_text("event_type")?,
         workflow_name: row.opt_text("workflow_name")?,
         created_at: time_of(row.time("created_at")?),
@@ -661,10 +675,13 @@ fn detail_of(
     viewers: Vec<CallbackViewer>,
 ) -> Result<CallbackDetail, sqlx::Error> {
     let payload_text = row.text("payload")?;
+    let external_job_id = row.opt_text("external_job_id")?;
     Ok(CallbackDetail {
         id: row.uuid("id")?,
+        source: row.text("source")?,
         callback_id: row.text("callback_id")?,
-        external_job_id: row.opt_text("external_job_id")?,
+        group: external_job_id.clone(),
+        external_job_id,
         workflow_name: row.opt_text("workflow_name")?,
         event_type: row.opt_text("event_type")?,
         status: row.text("status")?,
@@ -716,6 +733,7 @@ mod tests {
         store
             .insert_callback(NewCallback {
                 id: Uuid::now_v7(),
+                source: "llm-callback".to_owned(),
                 callback_id: crate::delivery::derive_delivery_id(
                     None,
                     payload,

@@ -14,6 +14,7 @@ mod export;
 mod feed_listener;
 mod operations;
 mod shared_read;
+mod sources;
 pub mod test_database;
 mod writer;
 
@@ -24,6 +25,10 @@ pub use dashboard::{DEFAULT_PAGE, HistoryDirection, MAX_PAGE, clamp_limit};
 pub use export::{EXPORT_GROUP_BYTES, ExportRow, payload_group_len};
 pub use operations::{
     DeliveryDirection, PURGE_BATCH, PurgeReport, SecretUse, SummaryWindow, weighted_percentile,
+};
+pub use sources::{
+    SecretActivity, SourceActivity, SourceChange, SourceRow, SourceSecretRow, StoredSource,
+    next_secret_label,
 };
 
 use std::path::Path;
@@ -85,6 +90,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct NewCallback {
     pub id: Uuid,
+    /// The source it arrived at; the delivery id is unique within it.
+    pub source: String,
     pub callback_id: DeliveryId,
     pub signature_valid: bool,
     pub signature_scheme: Option<SignatureScheme>,
@@ -106,6 +113,9 @@ pub struct InsertOutcome {
     pub feed_seq: i64,
 }
 
+/// The `source` recorded for a request to a name that is no source.
+pub const UNKNOWN_SOURCE: &str = "unknown";
+
 /// How one webhook request ended, for the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -122,6 +132,8 @@ pub enum DeliveryOutcome {
     BodyTimeout,
     /// Too many bodies in memory at once: answered 503 with `Retry-After`.
     Overloaded,
+    /// Sent to a name that is no (enabled) source: answered 404.
+    UnknownSource,
     Error,
 }
 
@@ -138,6 +150,7 @@ impl DeliveryOutcome {
             Self::Malformed => "malformed",
             Self::BodyTimeout => "body_timeout",
             Self::Overloaded => "overloaded",
+            Self::UnknownSource => "unknown_source",
             Self::Error => "error",
         }
     }
@@ -158,6 +171,10 @@ pub struct DeliveryRecord {
     pub signature_scheme: Option<SignatureScheme>,
     /// The label of the secret that verified it (never the secret).
     pub secret_label: Option<String>,
+    /// The source it was sent to: a configured one, or
+    /// [`UNKNOWN_SOURCE`] for a name that is not (so strangers cannot
+    /// add values).
+    pub source: Option<String>,
     /// Whether the request proved who sent it (a verified signature).
     /// Requests that did not are counted per address, outcome and minute
     /// instead of stored one by one, so a flood cannot grow the table
@@ -529,6 +546,7 @@ mod tests {
         let payload = payload.as_object().unwrap();
         NewCallback {
             id: Uuid::now_v7(),
+            source: "llm-callback".to_owned(),
             callback_id: crate::delivery::derive_delivery_id(None, payload, None, body.as_bytes()),
             signature_valid: true,
             signature_scheme: None,

@@ -125,6 +125,7 @@ fn delivery_item(row: &impl StoreRow) -> Result<DeliveryItem, sqlx::Error> {
         llm_callback_id: row.opt_uuid("llm_callback_id")?,
         signature_scheme: row.opt_text("signature_scheme")?,
         secret_label: row.opt_text("secret_label")?,
+        source: row.opt_text("source")?,
         count: row.int("count")?,
     })
 }
@@ -141,9 +142,15 @@ where
     query.push(dialect.pick("http_status", "http_status::bigint AS http_status"));
     query.push(
         ", processing_us, body_bytes,
-                remote_addr, callback_id, llm_callback_id, signature_scheme, secret_label, count
+                remote_addr, callback_id, llm_callback_id, signature_scheme, secret_label, count,
+                coalesce(source, 'llm-callback') AS source
          FROM webhook_deliveries WHERE 1 = 1",
     );
+    if let Some(source) = filter.source.as_deref().filter(|s| !s.is_empty()) {
+        // Rows older than sources were all sent to the built-in one.
+        query.push(" AND coalesce(source, 'llm-callback') = ");
+        query.push_bind(dialect.text(source));
+    }
     if let Some(outcome) = filter.outcome.as_deref().filter(|o| !o.is_empty()) {
         query
             .push(" AND outcome = ")
@@ -319,7 +326,7 @@ impl Store {
 
         // Both backends number a bucket as the Unix time in microseconds
         // divided (truncating) by the bucket's length in microseconds.
-        let (counts, times) = on_db!(self.db(), |pool, dialect| {
+        let (counts, times, by_source) = on_db!(self.db(), |pool, dialect| {
             let rows = sqlx::query(dialect.pick(
                 "SELECT outcome, (received_at / $2) AS bucket, sum(count) AS n
                  FROM webhook_deliveries WHERE received_at > $1
@@ -348,7 +355,16 @@ impl Store {
             .bind(DbTime(since_us))
             .fetch_all(pool)
             .await?;
-            Ok::<_, StoreError>((counts, times))
+            let by_source: Vec<(String, i64)> = sqlx::query_as(dialect.pick(
+                "SELECT coalesce(source, 'llm-callback'), sum(count) FROM webhook_deliveries
+                 WHERE received_at > $1 GROUP BY 1",
+                "SELECT coalesce(source, 'llm-callback'), sum(count)::bigint FROM webhook_deliveries
+                 WHERE received_at > $1 GROUP BY 1",
+            ))
+            .bind(DbTime(since_us))
+            .fetch_all(pool)
+            .await?;
+            Ok::<_, StoreError>((counts, times, by_source))
         })?;
         let bars = (now_us.div_euclid(bucket_us) - first_bucket + 1).max(1);
         let mut buckets: Vec<DeliveryBucket> = (0..bars)
@@ -378,6 +394,7 @@ impl Store {
             window: window.as_str().to_owned(),
             total,
             by_outcome,
+            by_source: by_source.into_iter().collect(),
             invalid_signature,
             processing_ms: Percentiles {
                 p50: ms(50.0),
@@ -552,6 +569,7 @@ mod tests {
                 llm_callback_id: None,
                 signature_scheme: None,
                 secret_label: None,
+                source: None,
                 authenticated: true,
                 count: 1,
             })

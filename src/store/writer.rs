@@ -146,11 +146,12 @@ impl PendingCounts {
 
 fn aggregate_key(record: &DeliveryRecord) -> String {
     format!(
-        "{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}",
         record.received_at_us.div_euclid(60_000_000),
         record.remote_addr.as_deref().unwrap_or("-"),
         record.outcome.as_str(),
-        record.http_status
+        record.http_status,
+        record.source.as_deref().unwrap_or("-")
     )
 }
 
@@ -392,22 +393,22 @@ macro_rules! upsert_callback {
         } else {
             dialect.pick(
                 "INSERT INTO llm_callbacks (
-                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at, source,
                      payload, payload_preview, external_job_id, workflow_name, event_type, status,
                      error_message, delivery_count, created_at, updated_at, feed_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                 VALUES ($1, $2, $3, $4, $5, $6, $15, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
                          (SELECT seq + 1 FROM feed_head WHERE id = 1))
-                 ON CONFLICT (callback_id) DO UPDATE
+                 ON CONFLICT (source, callback_id) DO UPDATE
                      SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
                  RETURNING id, delivery_count, feed_seq",
-                // $15 is the position.
+                // $15 is the source, $16 the position.
                 "INSERT INTO llm_callbacks AS c (
-                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at, source,
                      payload, payload_preview, external_job_id, workflow_name, event_type, status,
                      error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                         inbox_try_jsonb($7), $15)
-                 ON CONFLICT (callback_id) DO UPDATE
+                 VALUES ($1, $2, $3, $4, $5, $6, $15, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                         inbox_try_jsonb($7), $16)
+                 ON CONFLICT (source, callback_id) DO UPDATE
                      SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
                  RETURNING id, delivery_count, feed_seq",
             )
@@ -426,7 +427,8 @@ macro_rules! upsert_callback {
             .bind(text(&fields.event_type))
             .bind(fields.status.as_str())
             .bind(text(&fields.error_message))
-            .bind(DbTime(callback.received_at_us));
+            .bind(DbTime(callback.received_at_us))
+            .bind(&callback.source);
         if let Some(position) = $position {
             query = query.bind(position + 1);
         }
@@ -464,28 +466,29 @@ macro_rules! upsert_callback {
     }};
 }
 
-/// PostgreSQL's insert of a callback with its audit row (`$16`…): the
+/// PostgreSQL's insert of a callback with its audit row (`$17`…): the
 /// row's outcome follows from whether the insert met an existing callback.
 const AUDITED_UPSERT_POSTGRES: &str = "
     WITH stored AS (
         INSERT INTO llm_callbacks AS c (
-            id, callback_id, signature_valid, signature_scheme, signature_header, verified_at,
+            id, callback_id, signature_valid, signature_scheme, signature_header, verified_at, source,
             payload, payload_preview, external_job_id, workflow_name, event_type, status,
             error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                inbox_try_jsonb($7), $15)
-        ON CONFLICT (callback_id) DO UPDATE
+        VALUES ($1, $2, $3, $4, $5, $6, $15, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
+                inbox_try_jsonb($7), $16)
+        ON CONFLICT (source, callback_id) DO UPDATE
             SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
         RETURNING id, delivery_count, feed_seq
     ), audit AS (
         INSERT INTO webhook_deliveries (
             received_at, request_id, outcome, http_status, processing_us, body_bytes,
-            remote_addr, callback_id, llm_callback_id, signature_scheme, count, secret_label)
-        SELECT $16, $17,
-               CASE WHEN NOT $18 THEN 'stored_unsigned'
+            remote_addr, callback_id, llm_callback_id, signature_scheme, count, secret_label,
+            source)
+        SELECT $17, $18,
+               CASE WHEN NOT $19 THEN 'stored_unsigned'
                     WHEN stored.id <> $1 THEN 'duplicate'
                     ELSE 'accepted' END,
-               $19, $20, $21, $22, $23, stored.id, $24, $25, $26
+               $20, $21, $22, $23, $24, stored.id, $25, $26, $27, $15
         FROM stored
     )
     SELECT id, delivery_count, feed_seq FROM stored";
@@ -500,8 +503,8 @@ macro_rules! insert_delivery {
             "INSERT INTO webhook_deliveries (
                  received_at, request_id, outcome, http_status, processing_us, body_bytes,
                  remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
-                 secret_label)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 secret_label, source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (aggregate_key) DO UPDATE
                  SET count = count + excluded.count,
                      processing_us = max(processing_us, excluded.processing_us),
@@ -509,8 +512,8 @@ macro_rules! insert_delivery {
             "INSERT INTO webhook_deliveries AS d (
                  received_at, request_id, outcome, http_status, processing_us, body_bytes,
                  remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
-                 secret_label)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 secret_label, source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (aggregate_key) DO UPDATE
                  SET count = d.count + excluded.count,
                      processing_us = greatest(d.processing_us, excluded.processing_us),
@@ -532,6 +535,7 @@ macro_rules! insert_delivery {
             .bind(record.count)
             .bind(text(aggregate.as_deref()))
             .bind(&record.secret_label)
+            .bind(text(record.source.as_deref()))
             .execute($connection)
             .await?;
     }};
@@ -582,6 +586,7 @@ mod tests {
             llm_callback_id: None,
             signature_scheme: None,
             secret_label: None,
+            source: None,
             authenticated: false,
             count: 1,
         }

@@ -78,10 +78,14 @@ pub async fn history(
     before: Option<String>,
     after: Option<String>,
     limit: Option<u32>,
+    source: Option<String>,
+    group: Option<String>,
 ) -> Result<HistoryPage, AppError> {
     use super::server::*;
     let user = crate::auth::server::require_reader().await?;
     let filter = HistoryFilter {
+        source: filter_text("source", source)?,
+        group: filter_text("group", group)?,
         event_type: filter_text("event_type", event_type)?,
         workflow_name: filter_text("workflow_name", workflow_name)?,
         signature_valid: parse_flag("signature_valid", signature_valid.as_deref())?,

@@ -68,6 +68,8 @@ async fn load(query: ParamsMap) -> Result<HistoryPage, AppError> {
         field(&query, "before"),
         field(&query, "after"),
         None,
+        field(&query, "source"),
+        field(&query, "group"),
     )
     .await
 }

@@ -184,6 +184,7 @@ mod tests {
     fn summary(n: u128) -> CallbackSummary {
         CallbackSummary {
             id: Uuid::from_u128(n),
+            source: "llm-callback".into(),
             callback_id: format!("cb{n}"),
             workflow_name: Some("wf".into()),
             event_type: Some("workflow.completed".into()),

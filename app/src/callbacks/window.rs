@@ -523,8 +523,10 @@ mod tests {
     fn a_payload_text_that_is_not_json_gives_way_to_the_parsed_value() {
         let detail = |text: &str| CallbackDetail {
             id: Uuid::nil(),
+            source: "llm-callback".into(),
             callback_id: "cb".into(),
             external_job_id: None,
+            group: None,
             workflow_name: None,
             event_type: None,
             status: "received".into(),

@@ -18,6 +18,7 @@ pub async fn list_deliveries(
     before: Option<String>,
     after: Option<String>,
     limit: Option<u32>,
+    source: Option<String>,
 ) -> Result<DeliveryPage, AppError> {
     use inbox_core::cursor::DeliveryCursor;
     use inbox_core::dto::DeliveryFilter;
@@ -31,6 +32,7 @@ pub async fn list_deliveries(
     };
     let filter = DeliveryFilter {
         outcome: filter_text("outcome", outcome)?,
+        source: filter_text("source", source)?,
         from: parse_time("from", from.as_deref(), false)?,
         to: parse_time("to", to.as_deref(), true)?,
     };

@@ -105,13 +105,13 @@ pub fn DeliveriesPage() -> impl IntoView {
     let window = Memo::new(move |_| window_of(&query.read()));
     let list_query = Memo::new(move |_| {
         let query = query.read();
-        ["outcome", "from", "to", "before", "after"].map(|name| field(&query, name))
+        ["outcome", "from", "to", "before", "after", "source"].map(|name| field(&query, name))
     });
     let page = Resource::new(
         move || (list_query.get(), live.changes.get(), refreshed.get()),
         |(args, _, _)| async move {
-            let [outcome, from, to, before, after] = args;
-            list_deliveries(outcome, from, to, before, after, None).await
+            let [outcome, from, to, before, after, source] = args;
+            list_deliveries(outcome, from, to, before, after, None, source).await
         },
     );
     let filtered = move || {

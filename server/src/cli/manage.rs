@@ -166,6 +166,8 @@ async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Resu
         None => uuid::Uuid::nil(),
     };
     let filter = HistoryFilter {
+        source: filter_text("source", args.source).map_err(|e| e.to_string())?,
+        group: filter_text("group", args.group).map_err(|e| e.to_string())?,
         event_type: filter_text("event_type", args.event_type).map_err(|e| e.to_string())?,
         workflow_name: filter_text("workflow_name", args.workflow_name)
             .map_err(|e| e.to_string())?,
