@@ -319,8 +319,10 @@ impl Store {
         since_us: i64,
     ) -> Result<HashMap<(String, String), SecretActivity>, StoreError> {
         on_db!(self.db(), |pool, dialect| {
+            // PostgreSQL sums a bigint as numeric: cast back.
             let rows = sqlx::query(
-                "SELECT source, secret_label, sum(count) AS uses, max(received_at) AS newest
+                "SELECT source, secret_label, CAST(sum(count) AS BIGINT) AS uses,
+                        max(received_at) AS newest
                    FROM webhook_deliveries
                   WHERE received_at >= $1 AND source IS NOT NULL AND secret_label IS NOT NULL
                   GROUP BY source, secret_label",
