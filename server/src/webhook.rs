@@ -30,6 +30,7 @@ use inbox_core::ingest::{
     Accepted, IngestError, WebhookRequest, check_request_form, ingest_callback,
     signature_rejection, unix_micros,
 };
+use inbox_core::log_text::LogText;
 use inbox_core::source::{AnswerKind, RequestHeaders};
 use inbox_core::source_registry::{ConfiguredSource, SourceRegistry};
 use inbox_core::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, Store, UNKNOWN_SOURCE};
@@ -277,7 +278,13 @@ pub async fn receive_callback(
         Err(rejection) => (rejection.outcome(), rejection.status(), None),
     };
     let processing_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-    log_outcome(&result, outcome, processing_us, callback_id.as_ref());
+    log_outcome(
+        &source.name,
+        &result,
+        outcome,
+        processing_us,
+        callback_id.as_ref(),
+    );
     metrics::counter!(
         "callback_inbox_webhook_requests_total",
         "outcome" => outcome.as_str(),
@@ -398,7 +405,10 @@ async fn unknown_source(
         .into_response()
 }
 
+/// `source` is a configured source's name: an admin chose it, and its form
+/// (lowercase letters, digits, dashes) cannot forge a log line.
 fn log_outcome(
+    source: &str,
     result: &Result<Accepted, Rejection>,
     outcome: DeliveryOutcome,
     processing_us: i64,
@@ -406,18 +416,20 @@ fn log_outcome(
 ) {
     match result {
         Ok(accepted) => tracing::info!(
+            source,
             outcome = outcome.as_str(),
             id = %accepted.id,
-            callback_id = callback_id.map(DeliveryId::as_str),
+            callback_id = callback_id.map(|id| LogText::new(id.as_str()).to_string()),
             delivery_count = accepted.delivery_count,
             signature_valid = accepted.signature_valid,
             processing_us,
             "callback stored"
         ),
         Err(Rejection::Ingest(IngestError::Store(err))) => {
-            tracing::error!(outcome = outcome.as_str(), error = %err, processing_us, "callback not stored")
+            tracing::error!(source, outcome = outcome.as_str(), error = %err, processing_us, "callback not stored")
         }
         Err(rejection) => tracing::info!(
+            source,
             outcome = outcome.as_str(),
             // For signatures: which check failed (the client only reads a
             // generic message). Never a secret.
