@@ -705,3 +705,132 @@ async fn a_source_created_on_one_node_is_served_by_another_within_a_second() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_named_source_has_the_body_limit_and_its_flag_mode_stores_unsigned_apart() {
+    let server = TestServer::start_with(&["--max-body-bytes", "4096"]).await;
+    let admin = server.login_admin().await;
+    let secret = secret_of(&create_source(&server, &admin, "limited", "github", &[]).await);
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(5000));
+    let signed = vec![
+        ("x-hub-signature-256", sign_github(&secret, big.as_bytes())),
+        ("x-github-delivery", "big".to_owned()),
+    ];
+    assert_eq!(post(&server, "limited", &signed, &big).await.status(), 413);
+
+    let flagged = server
+        .call(
+            "/api/admin/sources/update",
+            Some(&admin),
+            &[("name", "limited"), ("mode", "flag")],
+        )
+        .await;
+    assert_eq!(json_of(flagged).await["mode"], "flag");
+    let body = r#"{"repository":{"full_name":"octo/demo"}}"#;
+    let forged = vec![
+        ("x-hub-signature-256", format!("sha256={}", "0".repeat(64))),
+        ("x-github-delivery", "d-7".to_owned()),
+    ];
+    let genuine = vec![
+        ("x-hub-signature-256", sign_github(&secret, body.as_bytes())),
+        ("x-github-delivery", "d-7".to_owned()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    // This node reloads at once; the loop only guards the assertion order.
+    while post(&server, "limited", &forged, body).await.status() != 200 {
+        assert!(Instant::now() < deadline, "flag mode never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let genuine_answer = json_of(post(&server, "limited", &genuine, body).await).await;
+    assert_eq!(
+        genuine_answer["duplicate"], false,
+        "an unverified request cannot claim a genuine delivery id"
+    );
+    let db = server.db().await;
+    let rows: Vec<(String, i64)> = sqlx::query(
+        "SELECT callback_id, CASE WHEN signature_valid THEN 1 ELSE 0 END FROM llm_callbacks
+          WHERE source = 'limited' ORDER BY feed_seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].0.starts_with("unverified"), "{rows:?}");
+    assert_eq!(rows[0].1, 0);
+    assert_eq!(rows[1].1, 1);
+}
+
+#[tokio::test]
+async fn no_whole_secret_reaches_the_log() {
+    let server = support::ServerProcess::start(&[]).await;
+    let client = reqwest::Client::new();
+    let login = client
+        .post(server.url("/api/auth/login"))
+        .form(&[
+            ("email", support::ADMIN_EMAIL),
+            ("password", support::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = support::session_cookie(&login).expect("signed in");
+    let call = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let request = client
+            .post(server.url(path))
+            .header("cookie", cookie.clone())
+            .form(&fields);
+        async move { json_of(request.send().await.unwrap()).await }
+    };
+    let created = call(
+        "/api/admin/sources/create",
+        vec![("name", "cc".into()), ("preset", "claude-code".into())],
+    )
+    .await;
+    let first = created["secret"].as_str().unwrap().to_owned();
+    let rotated = call(
+        "/api/admin/sources/rotate-secret",
+        vec![("name", "cc".into())],
+    )
+    .await;
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    let revealed = client
+        .post(server.url("/api/admin/sources/reveal-secret"))
+        .header("cookie", cookie.clone())
+        .form(&[("name", "cc"), ("label", "cc #2")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(revealed.contains(&second));
+    for token in [&first, &second, &"not-the-token-0123456789".to_owned()] {
+        client
+            .post(server.url("/api/webhooks/cc"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(r#"{"session_id":"s","hook_event_name":"Stop"}"#)
+            .send()
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.output().contains("source secret revealed") {
+        assert!(Instant::now() < deadline, "{}", server.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = server.output();
+    assert!(
+        log.contains("source=cc") || log.contains("source=\"cc\""),
+        "{log}"
+    );
+    for secret in [&first, &second] {
+        assert!(!log.contains(secret.as_str()), "a whole secret in the log");
+    }
+    assert!(
+        !log.contains("not-the-token-0123456789"),
+        "a guessed token in the log"
+    );
+}
