@@ -265,13 +265,7 @@ pub async fn receive_callback(
 
     let (outcome, status, callback_id) = match &result {
         Ok(accepted) => (
-            if !accepted.signature_valid {
-                DeliveryOutcome::StoredUnsigned
-            } else if accepted.duplicate {
-                DeliveryOutcome::Duplicate
-            } else {
-                DeliveryOutcome::Accepted
-            },
+            DeliveryOutcome::of_stored(accepted.signature_valid, accepted.duplicate),
             StatusCode::OK,
             Some(accepted.callback_id.clone()),
         ),

@@ -87,10 +87,16 @@ pub(crate) use on_db;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DbTime(pub i64);
 
+/// A time that PostgreSQL's `timestamptz` (through `time`) cannot hold:
+/// refused, never stored as some other time.
+#[derive(Debug, thiserror::Error)]
+#[error("the time {0} µs since 1970 is out of the range a timestamp can hold")]
+pub struct TimeOutOfRange(i64);
+
 impl DbTime {
-    fn to_offset(self) -> OffsetDateTime {
+    fn to_offset(self) -> Result<OffsetDateTime, TimeOutOfRange> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            .map_err(|_| TimeOutOfRange(self.0))
     }
 
     fn from_offset(at: OffsetDateTime) -> Self {
@@ -130,7 +136,7 @@ impl Type<Postgres> for DbTime {
 
 impl Encode<'_, Postgres> for DbTime {
     fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <OffsetDateTime as Encode<'_, Postgres>>::encode_by_ref(&self.to_offset(), buf)
+        <OffsetDateTime as Encode<'_, Postgres>>::encode_by_ref(&self.to_offset()?, buf)
     }
 }
 
@@ -209,10 +215,18 @@ mod tests {
     fn times_round_trip_through_offset_date_time() {
         for micros in [0, 1, 1_763_000_000_123_456, -5_000_000] {
             assert_eq!(
-                DbTime::from_offset(DbTime(micros).to_offset()),
+                DbTime::from_offset(DbTime(micros).to_offset().unwrap()),
                 DbTime(micros)
             );
         }
+    }
+
+    /// Out of range is an error, not 1970: a wrong time stored silently
+    /// would misplace a callback in every time-ordered read.
+    #[test]
+    fn a_time_out_of_range_is_refused() {
+        assert!(DbTime(i64::MAX).to_offset().is_err());
+        assert!(DbTime(i64::MIN).to_offset().is_err());
     }
 
     #[test]

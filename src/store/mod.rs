@@ -138,6 +138,19 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
+    /// How a request that stored a callback (or counted a retry of one)
+    /// ended: the one statement of this rule, for the webhook's answer and
+    /// both backends' audit rows.
+    pub fn of_stored(authenticated: bool, duplicate: bool) -> Self {
+        if !authenticated {
+            Self::StoredUnsigned
+        } else if duplicate {
+            Self::Duplicate
+        } else {
+            Self::Accepted
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",

@@ -8,18 +8,18 @@
 //! answers each waiting request. Under load many callbacks share one fsync;
 //! when idle a single callback commits at once.
 
+mod postgres;
+mod sqlite;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sqlx::ConnectOptions;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use uuid::Uuid;
 
-use super::backend::{DbTime, Dialect};
-use super::feed_listener::FEED_CHANNEL;
 use super::{
     AuditedRequest, DeliveryOutcome, DeliveryRecord, InsertOutcome, NewCallback, StoreError,
 };
@@ -304,243 +304,6 @@ async fn run(
 
 type JobResult = Result<Option<InsertOutcome>, StoreError>;
 
-/// The body of [`write_batch`], compiled once per backend. With PostgreSQL
-/// a commit that moved the head also notifies every node's feed listener;
-/// the notice is delivered only if the transaction commits.
-macro_rules! write_jobs {
-    ($tx:ident, $dialect:expr, $batch:expr $(, $head_before:ident)?) => {{
-        let mut tx = $tx;
-        let mut results = Vec::with_capacity($batch.len());
-        #[allow(unused_mut)]
-        let mut head: Option<i64> = None;
-        // PostgreSQL: the last position taken; see `upsert_callback!`.
-        #[allow(unused_mut, unused_assignments)]
-        let mut position: Option<i64> = None;
-        $( position = Some($head_before); )?
-        for job in $batch {
-            let result = match job {
-                Job::Callback {
-                    callback, audit, ..
-                } => {
-                    let audit = audit.as_deref();
-                    let (outcome, audited) =
-                        upsert_callback!(&mut *tx, $dialect, callback, position, audit);
-                    if !outcome.duplicate {
-                        head = head.max(Some(outcome.feed_seq));
-                        position = position.map(|_| outcome.feed_seq);
-                    }
-                    if let Some(audit) = audit.filter(|_| !audited) {
-                        let mut record = audit.record.clone();
-                        record.outcome = if !record.authenticated {
-                            DeliveryOutcome::StoredUnsigned
-                        } else if outcome.duplicate {
-                            DeliveryOutcome::Duplicate
-                        } else {
-                            DeliveryOutcome::Accepted
-                        };
-                        record.llm_callback_id = Some(outcome.id);
-                        record.processing_us =
-                            i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-                        insert_delivery!(&mut *tx, $dialect, &record);
-                    }
-                    Some(outcome)
-                }
-                Job::Delivery(record) => {
-                    insert_delivery!(&mut *tx, $dialect, record);
-                    None
-                }
-                Job::Flush(_) | Job::Wake => None,
-            };
-            results.push(Ok(result));
-        }
-        $(
-            if let Some(head) = head.filter(|head| *head > $head_before) {
-                sqlx::query("UPDATE feed_head SET seq = $1 WHERE id = 1")
-                    .bind(head)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(FEED_CHANNEL)
-                    .bind(head.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        )?
-        tx.commit().await?;
-        Ok(results)
-    }};
-}
-
-/// Inserts a callback or counts one more delivery of it; evaluates to its
-/// [`InsertOutcome`] and whether its audit row was written too (PostgreSQL
-/// writes both in one statement, one round trip instead of two). SQLite's insert takes the next position from
-/// `feed_head` (a trigger moves the head). PostgreSQL's writer holds the
-/// head row locked for the whole batch and passes `$position + 1` itself,
-/// moving the head once per batch: one update per commit instead of one per
-/// callback, since every update of a row leaves a version behind.
-macro_rules! upsert_callback {
-    ($connection:expr, $dialect:expr, $callback:expr, $position:expr, $audit:expr) => {{
-        let audit: Option<&AuditedRequest> = $audit;
-        let callback: &NewCallback = $callback;
-        let fields = &callback.fields;
-        let dialect: Dialect = $dialect;
-        let text = |value: &Option<String>| value.as_deref().map(|v| dialect.text(v));
-        // On PostgreSQL the audit row joins the insert as a data-modifying
-        // CTE: one round trip instead of two.
-        let audited = $position.is_some() && audit.is_some();
-        let sql = if audited {
-            AUDITED_UPSERT_POSTGRES
-        } else {
-            dialect.pick(
-                "INSERT INTO llm_callbacks (
-                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at, source,
-                     payload, payload_preview, external_job_id, workflow_name, event_type, status,
-                     error_message, delivery_count, created_at, updated_at, feed_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $15, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                         (SELECT seq + 1 FROM feed_head WHERE id = 1))
-                 ON CONFLICT (source, callback_id) DO UPDATE
-                     SET delivery_count = delivery_count + 1, updated_at = excluded.updated_at
-                 RETURNING id, delivery_count, feed_seq",
-                // $15 is the source, $16 the position.
-                "INSERT INTO llm_callbacks AS c (
-                     id, callback_id, signature_valid, signature_scheme, signature_header, verified_at, source,
-                     payload, payload_preview, external_job_id, workflow_name, event_type, status,
-                     error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $15, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                         inbox_try_jsonb($7), $16)
-                 ON CONFLICT (source, callback_id) DO UPDATE
-                     SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
-                 RETURNING id, delivery_count, feed_seq",
-            )
-        };
-        let mut query = sqlx::query(sql)
-            .bind(callback.id)
-            .bind(dialect.text(callback.callback_id.as_str()))
-            .bind(callback.signature_valid)
-            .bind(callback.signature_scheme.map(|s| s.as_str()))
-            .bind(callback.signature_scheme.map(|s| s.header_name()))
-            .bind(callback.verified_at_us.map(DbTime))
-            .bind(&callback.payload)
-            .bind(dialect.text(&fields.payload_preview))
-            .bind(text(&fields.external_job_id))
-            .bind(text(&fields.workflow_name))
-            .bind(text(&fields.event_type))
-            .bind(fields.status.as_str())
-            .bind(text(&fields.error_message))
-            .bind(DbTime(callback.received_at_us))
-            .bind(&callback.source);
-        if let Some(position) = $position {
-            query = query.bind(position + 1);
-        }
-        if let Some(audit) = audit.filter(|_| audited) {
-            let record = &audit.record;
-            let text = |value: Option<&str>| value.map(|v| dialect.text(v));
-            query = query
-                .bind(DbTime(record.received_at_us))
-                .bind(text(record.request_id.as_deref()))
-                .bind(record.authenticated)
-                .bind(i32::from(record.http_status))
-                .bind(i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX))
-                .bind(record.body_bytes)
-                .bind(text(record.remote_addr.as_deref()))
-                .bind(text(record.callback_id.as_ref().map(|id| id.as_str())))
-                .bind(record.signature_scheme.map(|s| s.as_str()))
-                .bind(record.count)
-                .bind(&record.secret_label);
-        }
-        let row = query.fetch_one($connection).await?;
-        let id: Uuid = row.try_get(0)?;
-        let delivery_count: i64 = row.try_get(1)?;
-        let feed_seq: i64 = row.try_get(2)?;
-        let outcome = InsertOutcome {
-            id,
-            // On PostgreSQL, a row that exists under this very id but not at
-            // the position just given was committed by an earlier attempt
-            // (a commit whose answer was lost): a duplicate as well.
-            duplicate: id != callback.id
-                || $position.is_some_and(|position: i64| feed_seq != position + 1),
-            delivery_count,
-            feed_seq,
-        };
-        (outcome, audited)
-    }};
-}
-
-/// PostgreSQL's insert of a callback with its audit row (`$17`…): the
-/// row's outcome follows from whether the insert met an existing callback.
-const AUDITED_UPSERT_POSTGRES: &str = "
-    WITH stored AS (
-        INSERT INTO llm_callbacks AS c (
-            id, callback_id, signature_valid, signature_scheme, signature_header, verified_at, source,
-            payload, payload_preview, external_job_id, workflow_name, event_type, status,
-            error_message, delivery_count, created_at, updated_at, payload_json, feed_seq)
-        VALUES ($1, $2, $3, $4, $5, $6, $15, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14,
-                inbox_try_jsonb($7), $16)
-        ON CONFLICT (source, callback_id) DO UPDATE
-            SET delivery_count = c.delivery_count + 1, updated_at = excluded.updated_at
-        RETURNING id, delivery_count, feed_seq
-    ), audit AS (
-        INSERT INTO webhook_deliveries (
-            received_at, request_id, outcome, http_status, processing_us, body_bytes,
-            remote_addr, callback_id, llm_callback_id, signature_scheme, count, secret_label,
-            source)
-        SELECT $17, $18,
-               CASE WHEN NOT $19 THEN 'stored_unsigned'
-                    WHEN stored.id <> $1 THEN 'duplicate'
-                    ELSE 'accepted' END,
-               $20, $21, $22, $23, $24, stored.id, $25, $26, $27, $15
-        FROM stored
-    )
-    SELECT id, delivery_count, feed_seq FROM stored";
-
-/// Inserts an audit row, or adds an aggregated count to its row.
-macro_rules! insert_delivery {
-    ($connection:expr, $dialect:expr, $record:expr) => {{
-        let record: &DeliveryRecord = $record;
-        let aggregate = (!record.authenticated && record.llm_callback_id.is_none())
-            .then(|| aggregate_key(record));
-        let sql = $dialect.pick(
-            "INSERT INTO webhook_deliveries (
-                 received_at, request_id, outcome, http_status, processing_us, body_bytes,
-                 remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
-                 secret_label, source)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (aggregate_key) DO UPDATE
-                 SET count = count + excluded.count,
-                     processing_us = max(processing_us, excluded.processing_us),
-                     body_bytes = max(body_bytes, excluded.body_bytes)",
-            "INSERT INTO webhook_deliveries AS d (
-                 received_at, request_id, outcome, http_status, processing_us, body_bytes,
-                 remote_addr, callback_id, llm_callback_id, signature_scheme, count, aggregate_key,
-                 secret_label, source)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (aggregate_key) DO UPDATE
-                 SET count = d.count + excluded.count,
-                     processing_us = greatest(d.processing_us, excluded.processing_us),
-                     body_bytes = greatest(d.body_bytes, excluded.body_bytes)",
-        );
-        let dialect: Dialect = $dialect;
-        let text = |value: Option<&str>| value.map(|v| dialect.text(v));
-        sqlx::query(sql)
-            .bind(DbTime(record.received_at_us))
-            .bind(text(record.request_id.as_deref()))
-            .bind(record.outcome.as_str())
-            .bind(i32::from(record.http_status))
-            .bind(record.processing_us)
-            .bind(record.body_bytes)
-            .bind(text(record.remote_addr.as_deref()))
-            .bind(text(record.callback_id.as_ref().map(|id| id.as_str())))
-            .bind(record.llm_callback_id)
-            .bind(record.signature_scheme.map(|s| s.as_str()))
-            .bind(record.count)
-            .bind(text(aggregate.as_deref()))
-            .bind(&record.secret_label)
-            .bind(text(record.source.as_deref()))
-            .execute($connection)
-            .await?;
-    }};
-}
-
 /// Runs the jobs in one transaction. On error the transaction is rolled back
 /// and nothing of the batch is stored.
 async fn write_batch(
@@ -548,22 +311,24 @@ async fn write_batch(
     batch: &[Job],
 ) -> Result<Vec<JobResult>, StoreError> {
     match connection {
-        WriterConnection::Sqlite(connection) => {
-            let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-            write_jobs!(tx, Dialect::Sqlite, batch)
-        }
-        WriterConnection::Postgres(connection, _) => {
-            let mut tx = connection.begin().await?;
-            // Every node's writer takes the feed's head row first, so writers
-            // run one after another and never deadlock on each other's rows
-            // (a callback row, an aggregate count).
-            let head_before: i64 =
-                sqlx::query_scalar("SELECT seq FROM feed_head WHERE id = 1 FOR UPDATE")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            write_jobs!(tx, Dialect::Postgres, batch, head_before)
-        }
+        WriterConnection::Sqlite(connection) => sqlite::write_batch(connection, batch).await,
+        WriterConnection::Postgres(connection, _) => postgres::write_batch(connection, batch).await,
     }
+}
+
+/// The audit row of a stored callback, completed with what storing it did.
+fn stored_audit_row(audit: &AuditedRequest, outcome: &InsertOutcome) -> DeliveryRecord {
+    let mut record = audit.record.clone();
+    record.outcome = DeliveryOutcome::of_stored(record.authenticated, outcome.duplicate);
+    record.llm_callback_id = Some(outcome.id);
+    record.processing_us = i64::try_from(audit.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    record
+}
+
+/// The aggregation key of an unauthenticated request's audit row; `None`
+/// for a row of its own.
+fn aggregate_key_of(record: &DeliveryRecord) -> Option<String> {
+    (!record.authenticated && record.llm_callback_id.is_none()).then(|| aggregate_key(record))
 }
 
 #[cfg(test)]
