@@ -205,7 +205,7 @@ async fn send(
 ) -> bool {
     let body = body(n);
     let bytes = body.as_bytes();
-    let now = i64::try_from(now_us() / 1_000_000).unwrap();
+    let now = now_us() / 1_000_000;
     let request = client.post(url).header("content-type", "application/json");
     let request = match scheme {
         Scheme::Hex => request.header("x-webhook-signature", sign_hex(secret, bytes)),
