@@ -59,6 +59,10 @@ pub enum Command {
     /// Manage API tokens (read-only access for scripts, `listen` and `replay`).
     #[command(subcommand, after_help = TOKEN_HELP)]
     Token(TokenCommand),
+    /// Manage sources: the senders the inbox accepts, each at its own URL
+    /// with its own secrets and field mapping.
+    #[command(subcommand, after_help = SOURCE_HELP)]
+    Source(SourceCommand),
 }
 
 const SEND_HELP: &str = "\
@@ -78,7 +82,13 @@ Examples:
   callback-inbox send done.json --url \"$URL\" --scheme standard
   callback-inbox send --list                 # what waits in ./spool, and why
   callback-inbox send --flush --due          # from cron: retry what is due
-  */5 * * * *  cd /srv/app && callback-inbox send --flush --due --quiet   # LLM_WEBHOOK_SECRET in /srv/app/.env (mode 600)";
+  */5 * * * *  cd /srv/app && callback-inbox send --flush --due --quiet   # LLM_WEBHOOK_SECRET in /srv/app/.env (mode 600)
+
+As a Claude Code command hook (`callback-inbox source hooks --through-cli` prints the block):
+  callback-inbox send --hook --url https://inbox.example.com/api/webhooks/claude-code
+reads the hook's event from stdin and sends it with `Authorization: Bearer
+$CALLBACK_INBOX_TOKEN`; prints nothing, always exits 0, keeps what it could not
+deliver (in $XDG_STATE_HOME/callback-inbox/hook-spool) and sends it with a later event.";
 
 const LISTEN_HELP: &str = "\
 The token and the secret are best given as INBOX_TOKEN and
@@ -110,6 +120,24 @@ Examples:
   export INBOX_TOKEN=cbi_... INBOX_FORWARD_SECRET=dev-secret-0123456789
   callback-inbox replay 0193b0c4-... --server https://inbox.example.com --to http://localhost:8080/webhooks/llm";
 
+const SOURCE_HELP: &str = "\
+These run beside the server, on its database (DATABASE_URL); a running server
+sees a change within a second. A secret is shown once, alone on stdout.
+
+Presets: llm-callback, openai, replicate, github, stripe, claude-code, generic.
+A rule (--id-from, --group-from, …) is a list of places tried in order:
+header:<Name>, json:<pointer>, several joined by + (json:/job_id+json:/event),
+and for ids sha256; an empty value returns the rule to the preset's.
+
+Examples:
+  SECRET=$(callback-inbox source create --name ci --preset github)
+  callback-inbox source create --name agent --preset claude-code
+  callback-inbox source list --json | jq '.items[] | {name, url}'
+  callback-inbox source set --name ci --group-from json:/workflow_run/id
+  callback-inbox source rotate --name ci          # the old secret works 24 h more
+  callback-inbox source disable --name ci         # its URL answers 404
+  callback-inbox source hooks --name agent --url https://inbox.example.com";
+
 /// How `send` signs a callback.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -120,6 +148,10 @@ pub enum SendScheme {
     Hex,
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
     Standard,
+    /// `send --hook`: `Authorization: Bearer $CALLBACK_INBOX_TOKEN` and an
+    /// `Idempotency-Key` of the body. Not a `--scheme`: only `--hook` sends so.
+    #[value(skip)]
+    Bearer,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +160,16 @@ pub struct SendArgs {
     /// stdin is not a terminal).
     #[arg(value_name = "FILE|-", conflicts_with_all = ["flush", "list"])]
     pub file: Option<PathBuf>,
+    /// Run as a Claude Code command hook: the event is read from stdin and
+    /// sent with `Authorization: Bearer $CALLBACK_INBOX_TOKEN`, once, within
+    /// --timeout; kept in the spool when not delivered and sent by a later
+    /// hook. Prints nothing on stdout and always exits 0.
+    #[arg(
+        long,
+        requires = "url",
+        conflicts_with_all = ["file", "flush", "list", "secret", "scheme", "attempts"]
+    )]
+    pub hook: bool,
     /// The webhook URL. With --flush: send every spooled callback there
     /// instead of to the URL it was sent to.
     #[arg(long)]
@@ -139,15 +181,19 @@ pub struct SendArgs {
     pub secret: Option<String>,
     #[arg(long, value_enum, default_value = "hex")]
     pub scheme: SendScheme,
-    /// Where undelivered callbacks wait, one file each.
-    #[arg(long, env = "INBOX_SPOOL", default_value = "spool")]
-    pub spool: PathBuf,
+    /// Where undelivered callbacks wait, one file each [default: ./spool;
+    /// with --hook: $XDG_STATE_HOME/callback-inbox/hook-spool, else
+    /// ~/.local/state/callback-inbox/hook-spool].
+    #[arg(long, env = "INBOX_SPOOL")]
+    pub spool: Option<PathBuf>,
     /// Most attempts before a callback is left in the spool.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
-    /// Seconds one request may take, connecting included.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
+    /// Seconds one request may take, connecting included [default: 30].
+    /// With --hook: seconds the whole run may take, the flush of what
+    /// waits included [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
     /// Send every spooled callback again; each is removed after its 2xx.
     #[arg(long, conflicts_with = "list")]
     pub flush: bool,
@@ -207,6 +253,116 @@ pub struct ReplayArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl SendArgs {
+    /// `--timeout`, or its default: 30 s a request, or 3 s for a whole hook.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout.unwrap_or(if self.hook { 3 } else { 30 })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Create a source; its secret (given, else generated) is printed once,
+    /// alone on stdout.
+    Create {
+        /// Lower-case letters, digits and dashes (its URL is
+        /// /api/webhooks/NAME).
+        #[arg(long)]
+        name: String,
+        /// llm-callback, openai, replicate, github, stripe, claude-code or
+        /// generic: the schemes and mapping it starts with.
+        #[arg(long)]
+        preset: String,
+        /// The secret its sender already has (else one is generated). A value
+        /// here is visible to every user of the machine in `ps`.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Token scheme: the header that carries the token [default:
+        /// Authorization: Bearer].
+        #[arg(long)]
+        token_header: Option<String>,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// List sources: URL, state, secrets (masked), traffic of the last 24 h.
+    List {
+        /// `{"items":[…]}`, as the admin API's list.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a new secret, printed once; the previous ones stay valid 24 hours.
+    Rotate {
+        #[arg(long)]
+        name: String,
+    },
+    /// Stop accepting a source's callbacks: its URL answers 404.
+    Disable {
+        #[arg(long)]
+        name: String,
+    },
+    /// Accept a disabled source's callbacks again.
+    Enable {
+        #[arg(long)]
+        name: String,
+    },
+    /// Change a source's mapping rules, signature mode or token header.
+    Set {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// enforce: refuse a bad signature (401); flag: store it marked invalid.
+        #[arg(long, value_parser = ["enforce", "flag"])]
+        mode: Option<String>,
+        /// Token scheme: the header that carries the token (empty: back to
+        /// Authorization: Bearer).
+        #[arg(long)]
+        token_header: Option<String>,
+    },
+    /// Print the `hooks` block of Claude Code's settings.json for a source
+    /// (the seven events it captures). Reads no database.
+    Hooks {
+        #[arg(long)]
+        name: String,
+        /// The inbox's public base URL, e.g. https://inbox.example.com.
+        #[arg(long)]
+        url: String,
+        /// Hooks that run `callback-inbox send --hook` (which keeps what it
+        /// cannot deliver and sends it later) instead of HTTP hooks.
+        #[arg(long)]
+        through_cli: bool,
+    },
+}
+
+/// Mapping rules, as `source create` and `source set` take them: each a
+/// list of places tried in order; an empty value returns a rule to the
+/// preset's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RuleArgs {
+    /// The delivery id, e.g. header:webhook-id,json:/job_id+json:/event,sha256.
+    #[arg(long, value_name = "RULE")]
+    pub id_from: Option<String>,
+    /// The job or session a callback belongs to, e.g. json:/session_id.
+    #[arg(long, value_name = "RULE")]
+    pub group_from: Option<String>,
+    #[arg(long, value_name = "RULE")]
+    pub event_from: Option<String>,
+    #[arg(long, value_name = "RULE")]
+    pub workflow_from: Option<String>,
+    #[arg(long, value_name = "RULE")]
+    pub error_from: Option<String>,
+}
+
+impl RuleArgs {
+    pub fn is_empty(&self) -> bool {
+        self.id_from.is_none()
+            && self.group_from.is_none()
+            && self.event_from.is_none()
+            && self.workflow_from.is_none()
+            && self.error_from.is_none()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -444,7 +600,8 @@ pub struct Config {
     pub secure_cookies: bool,
 
     /// The dashboard's public origin (e.g. https://inbox.example.com), accepted
-    /// by the cross-origin check besides the request's own.
+    /// by the cross-origin check besides the request's own, and the base of
+    /// the URLs shown for sources and in examples.
     #[arg(long, env = "INBOX_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
@@ -591,8 +748,18 @@ pub struct Config {
 }
 
 impl Config {
-    /// The URL people use to reach this server, for printed examples.
+    /// The URL people use to reach this server, for printed examples and
+    /// source URLs: INBOX_PUBLIC_URL when set (behind a proxy the listening
+    /// address is not what senders reach), else the listening address.
     pub fn base_url(&self) -> String {
+        if let Some(public) = self
+            .public_url
+            .as_deref()
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty())
+        {
+            return public.to_owned();
+        }
         let addr = self.site_addr;
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()

@@ -10,8 +10,13 @@ use inbox_server::config::Cli;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // `send --hook` runs in the project Claude Code works in: that
+    // folder's .env is not read (see `cli::is_hook`). A first parse tells;
+    // one that fails (a variable the .env would give) is not a hook.
+    let hook = Cli::try_parse().is_ok_and(|cli| cli::is_hook(&cli));
     // A missing .env is normal; a broken one is worth saying.
-    if let Err(err) = dotenvy::dotenv()
+    if !hook
+        && let Err(err) = dotenvy::dotenv()
         && !err.not_found()
     {
         eprintln!("warning: .env not read: {err}");

@@ -204,6 +204,9 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
         "INBOX_SERVER",
         "INBOX_FORWARD_SECRET",
         "DATABASE_URL",
+        "INBOX_PUBLIC_URL",
+        "CALLBACK_INBOX_TOKEN",
+        "XDG_STATE_HOME",
     ] {
         command.env_remove(name);
     }
@@ -1159,11 +1162,12 @@ fn arguments(id: &str) -> BTreeMap<&'static str, Vec<(&'static str, String)>> {
 }
 
 /// What a token may do: read.
-const READERS: [&str; 6] = [
+const READERS: [&str; 7] = [
     "/api/auth/me",
     "/api/callbacks/poll",
     "/api/callbacks/detail",
     "/api/callbacks/history",
+    "/api/callbacks/sources",
     "/api/deliveries/list",
     "/api/deliveries/summary",
 ];
@@ -1718,11 +1722,11 @@ async fn listen_skips_an_endless_event_with_bounded_memory_and_goes_on() {
     );
     let warnings = joined(&stderr).matches("larger than 1 MiB").count();
     assert_eq!(warnings, 1, "{}", joined(&stderr));
-    assert!(
-        joined(&stdout).contains("after-the-flood"),
-        "{}",
-        joined(&stdout)
-    );
+    // The forward's line may reach the pipe reader after the receiver saw it.
+    wait_until("the forward's line", Duration::from_secs(15), || {
+        joined(&stdout).contains("after-the-flood")
+    })
+    .await;
     let _ = listen.kill().await;
 }
 
@@ -2167,4 +2171,623 @@ async fn listen_and_replay_read_the_token_and_secret_from_the_environment() {
     assert_eq!(receiver.hits()[1].signed, Some(true));
     let _ = listen.kill().await;
     inbox.kill().await;
+}
+
+// --- sources ----------------------------------------------------------------------
+
+/// POSTs `body` to a source that signs with the hex scheme; the status.
+async fn post_hex(inbox: &Inbox, source: &str, secret: &str, body: &str) -> u16 {
+    let secret = WebhookSecret::parse(secret).unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/api/webhooks/{source}", inbox.base()))
+        .header("content-type", "application/json")
+        .header("x-webhook-signature", sign_hex(&secret, body.as_bytes()))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("webhook answers")
+        .status()
+        .as_u16()
+}
+
+/// Posts fresh callbacks (`make(n)` for n = 0, 1, …) until one is answered
+/// `status`: a running server sees a source's change within a second.
+async fn post_until(
+    inbox: &Inbox,
+    source: &str,
+    secret: &str,
+    status: u16,
+    make: impl Fn(usize) -> String,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for n in 0.. {
+        let got = post_hex(inbox, source, secret, &make(n)).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{source} still answers {got}, not {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Rows of one source: (group, event, delivery_count), oldest first.
+async fn rows_of_source(inbox: &Inbox, source: &str) -> Vec<(Option<String>, Option<String>, i64)> {
+    sqlx::query(
+        "SELECT external_job_id, event_type, delivery_count FROM llm_callbacks
+          WHERE source = $1 ORDER BY feed_seq",
+    )
+    .bind(source)
+    .fetch_all(&inbox.db().await)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .collect()
+}
+
+/// `source list --json`'s output.
+async fn source_list_json(env: &[(&str, &str)]) -> String {
+    let ran = run(&["source", "list", "--json"], env, None).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    ran.stdout
+}
+
+#[tokio::test]
+async fn source_commands_create_list_rotate_disable_enable_and_set() {
+    let data = tempfile::tempdir().unwrap();
+    let inbox = Inbox::start(data.path(), free_port()).await;
+    let database_url = inbox.database_url();
+    let env = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("LLM_WEBHOOK_SECRET", SECRET),
+        ("INBOX_PUBLIC_URL", "https://inbox.example.com/"),
+    ];
+
+    // The secret alone on stdout, once; what to do with it on stderr.
+    let created = run(
+        &[
+            "source", "create", "--name", "builds", "--preset", "generic",
+        ],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    let first = created.stdout.trim().to_owned();
+    assert_eq!(created.stdout, format!("{first}\n"), "only the secret");
+    assert_eq!(first.len(), 64, "{first}");
+    assert!(
+        created
+            .stderr
+            .contains("https://inbox.example.com/api/webhooks/builds"),
+        "{}",
+        created.stderr
+    );
+    assert!(!created.stderr.contains(&first), "{}", created.stderr);
+    let taken = run(
+        &[
+            "source", "create", "--name", "builds", "--preset", "generic",
+        ],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(taken.code, Some(1));
+    assert!(taken.stderr.contains("exists"), "{}", taken.stderr);
+    assert!(taken.stdout.is_empty());
+    let bad_preset = run(
+        &["source", "create", "--name", "x", "--preset", "gitlab"],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(bad_preset.code, Some(1));
+    assert!(
+        bad_preset.stderr.contains("unknown preset; use one of"),
+        "{}",
+        bad_preset.stderr
+    );
+
+    let body = |n: usize| format!(r#"{{"event":"build.done","batch":"b-{n}","n":{n}}}"#);
+    post_until(&inbox, "builds", &first, 200, body).await;
+
+    // The list: the source with its URL and masked secret, never a whole one.
+    let listed = source_list_json(&env).await;
+    assert!(!listed.contains(&first), "a whole secret: {listed}");
+    assert!(!listed.contains(SECRET), "a whole secret: {listed}");
+    let parsed: Value = serde_json::from_str(&listed).unwrap();
+    let items = parsed["items"].as_array().unwrap();
+    let builds = items.iter().find(|item| item["name"] == "builds").unwrap();
+    assert_eq!(builds["preset"], "generic");
+    assert_eq!(builds["schemes"], serde_json::json!(["hex"]));
+    assert_eq!(
+        builds["url"],
+        "https://inbox.example.com/api/webhooks/builds"
+    );
+    assert_eq!(builds["enabled"], true);
+    assert_eq!(builds["mode"], "enforce");
+    assert_eq!(builds["mapping"]["event_from"], "json:/event,json:/type");
+    assert!(builds["mapping"].get("group_from").is_none(), "{builds}");
+    assert!(builds["callbacks_24h"].as_i64().unwrap() >= 1, "{builds}");
+    assert!(builds["last_received_at"].is_string(), "{builds}");
+    let secrets = builds["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0]["label"], "builds #1");
+    assert_eq!(
+        secrets[0]["masked"],
+        format!("••••••••{}", &first[first.len() - 4..])
+    );
+    for field in ["created_at", "last_used_at", "uses_24h"] {
+        assert!(secrets[0].get(field).is_some(), "{field}: {builds}");
+    }
+    let builtin = items
+        .iter()
+        .find(|item| item["name"] == "llm-callback")
+        .unwrap();
+    assert_eq!(builtin["secrets"][0]["label"], "LLM_WEBHOOK_SECRET #1");
+    let table = run(&["source", "list"], &env, None).await;
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    assert!(!table.stdout.contains(&first), "{}", table.stdout);
+    let row = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("builds "))
+        .unwrap_or_else(|| panic!("no row: {}", table.stdout));
+    for cell in [
+        "generic",
+        "yes",
+        "enforce",
+        "/api/webhooks/builds",
+        "••••••••",
+    ] {
+        assert!(row.contains(cell), "{cell}: {row}");
+    }
+
+    // A rotation: a new secret, once; the old one keeps working meanwhile.
+    let rotated = run(&["source", "rotate", "--name", "builds"], &env, None).await;
+    assert_eq!(rotated.code, Some(0), "{}", rotated.stderr);
+    let second = rotated.stdout.trim().to_owned();
+    assert_eq!(rotated.stdout, format!("{second}\n"));
+    assert_ne!(second, first);
+    post_until(&inbox, "builds", &second, 200, |n| body(100 + n)).await;
+    assert_eq!(post_hex(&inbox, "builds", &first, &body(200)).await, 200);
+    assert_eq!(
+        post_hex(&inbox, "builds", "not-the-secret-0123456789", &body(201)).await,
+        401
+    );
+    let listed = source_list_json(&env).await;
+    assert!(!listed.contains(&first) && !listed.contains(&second));
+    let parsed: Value = serde_json::from_str(&listed).unwrap();
+    let builds = parsed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["name"] == "builds")
+        .unwrap()
+        .clone();
+    let secrets = builds["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 2, "{builds}");
+    assert_eq!(secrets[0]["label"], "builds #2");
+    assert!(secrets[0]["expires_at"].is_null());
+    assert!(secrets[1]["expires_at"].is_string(), "the old one expires");
+    let builtin_rotation = run(&["source", "rotate", "--name", "llm-callback"], &env, None).await;
+    assert_eq!(builtin_rotation.code, Some(1));
+    assert!(
+        builtin_rotation.stderr.contains("secret rotate"),
+        "{}",
+        builtin_rotation.stderr
+    );
+    let unknown = run(&["source", "rotate", "--name", "nope"], &env, None).await;
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown.stderr.contains("no source named nope"),
+        "{}",
+        unknown.stderr
+    );
+
+    // Disabled: its URL answers 404; enabled: 200 again.
+    let disabled = run(&["source", "disable", "--name", "builds"], &env, None).await;
+    assert_eq!(disabled.code, Some(0), "{}", disabled.stderr);
+    post_until(&inbox, "builds", &second, 404, |n| body(300 + n)).await;
+    let enabled = run(&["source", "enable", "--name", "builds"], &env, None).await;
+    assert_eq!(enabled.code, Some(0), "{}", enabled.stderr);
+    post_until(&inbox, "builds", &second, 200, |n| body(400 + n)).await;
+
+    // A group rule: the next callbacks carry it; an empty rule undoes it.
+    let nothing = run(&["source", "set", "--name", "builds"], &env, None).await;
+    assert_eq!(nothing.code, Some(1));
+    assert!(
+        nothing.stderr.contains("nothing to change"),
+        "{}",
+        nothing.stderr
+    );
+    let bad_rule = run(
+        &[
+            "source",
+            "set",
+            "--name",
+            "builds",
+            "--group-from",
+            "body:/x",
+        ],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(bad_rule.code, Some(1));
+    assert!(
+        bad_rule.stderr.contains("group_from"),
+        "{}",
+        bad_rule.stderr
+    );
+    let set = run(
+        &[
+            "source",
+            "set",
+            "--name",
+            "builds",
+            "--group-from",
+            "json:/batch",
+        ],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(set.code, Some(0), "{}", set.stderr);
+    assert!(
+        set.stdout.contains("group_from: json:/batch"),
+        "{}",
+        set.stdout
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for n in 500.. {
+        assert_eq!(post_hex(&inbox, "builds", &second, &body(n)).await, 200);
+        let rows = rows_of_source(&inbox, "builds").await;
+        if rows.last().unwrap().0.as_deref() == Some(format!("b-{n}").as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no group: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back = run(
+        &["source", "set", "--name", "builds", "--group-from", ""],
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    assert!(!back.stdout.contains("group_from"), "{}", back.stdout);
+    inbox.kill().await;
+}
+
+#[tokio::test]
+async fn source_hooks_prints_the_settings_block_for_the_seven_events() {
+    let events = [
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "SessionEnd",
+        "Notification",
+    ];
+    let url = "https://inbox.example.com/api/webhooks/claude-code";
+    // No database needed: it runs wherever Claude Code does.
+    let http = run(
+        &[
+            "source",
+            "hooks",
+            "--name",
+            "claude-code",
+            "--url",
+            "https://inbox.example.com/",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(http.code, Some(0), "{}", http.stderr);
+    let block: Value = serde_json::from_str(&http.stdout).unwrap();
+    let hooks = block["hooks"].as_object().unwrap();
+    assert_eq!(hooks.len(), 7, "{block}");
+    for event in events {
+        let hook = &hooks[event][0]["hooks"][0];
+        assert_eq!(hook["type"], "http", "{event}");
+        assert_eq!(hook["url"], url, "{event}");
+        assert_eq!(
+            hook["headers"]["Authorization"],
+            "Bearer $CALLBACK_INBOX_TOKEN"
+        );
+    }
+
+    let through = run(
+        &[
+            "source",
+            "hooks",
+            "--name",
+            "claude-code",
+            "--url",
+            "https://inbox.example.com",
+            "--through-cli",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(through.code, Some(0), "{}", through.stderr);
+    let block: Value = serde_json::from_str(&through.stdout).unwrap();
+    for event in events {
+        let hook = &block["hooks"][event][0]["hooks"][0];
+        assert_eq!(hook["type"], "command", "{event}");
+        assert_eq!(
+            hook["command"],
+            format!("callback-inbox send --hook --url {url}")
+        );
+    }
+
+    for (args, message) in [
+        (
+            ["--name", "Claude Code", "--url", "https://x.example"],
+            "--name",
+        ),
+        (["--name", "cc", "--url", "inbox.example.com"], "--url"),
+    ] {
+        let mut all = vec!["source", "hooks"];
+        all.extend(args);
+        let ran = run(&all, &[], None).await;
+        assert_eq!(ran.code, Some(1), "{args:?}");
+        assert!(ran.stdout.is_empty());
+        assert!(ran.stderr.contains(message), "{}", ran.stderr);
+    }
+}
+
+// --- send --hook --------------------------------------------------------------------
+
+/// A Claude Code hook event.
+fn hook_event(session: &str, event: &str, n: usize) -> String {
+    serde_json::json!({
+        "session_id": session,
+        "transcript_path": format!("/home/dev/.claude/projects/demo/{session}.jsonl"),
+        "cwd": "/home/dev/demo",
+        "hook_event_name": event,
+        "tool_name": "Bash",
+        "tool_input": {"command": format!("cargo test {n}")},
+    })
+    .to_string()
+}
+
+/// `send --hook` as Claude Code runs it: the event on stdin. Returns the
+/// run and how long it took.
+async fn hook(url: &str, spool: &Path, token: Option<&str>, event: &str) -> (Ran, Duration) {
+    let env: Vec<(&str, &str)> = token
+        .map(|token| ("CALLBACK_INBOX_TOKEN", token))
+        .into_iter()
+        .collect();
+    let started = Instant::now();
+    let ran = run(
+        &[
+            "send",
+            "--hook",
+            "--url",
+            url,
+            "--spool",
+            spool.to_str().unwrap(),
+        ],
+        &env,
+        Some(event),
+    )
+    .await;
+    (ran, started.elapsed())
+}
+
+#[tokio::test]
+async fn send_hook_keeps_what_the_inbox_missed_and_the_next_event_delivers_it_once() {
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("hook-spool");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/api/webhooks/claude-code");
+
+    // The inbox is down: nothing on stdout, exit 0, at once; the event waits.
+    let missed = hook_event("sess-1", "PreToolUse", 1);
+    let (ran, took) = hook(&url, &spool, Some("not-known-yet"), &missed).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(ran.stdout, "", "a hook's stdout reaches the model");
+    assert!(took < Duration::from_secs(3 + 2), "took {took:?}");
+    assert!(ran.stderr.lines().count() <= 1, "{}", ran.stderr);
+    assert_eq!(spooled(&spool).len(), 1);
+    // Without the token: kept too, to go once it is set. The project's
+    // .env (the hook's working folder) is not read.
+    let project = work.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join(".env"),
+        "CALLBACK_INBOX_TOKEN=from-a-project\n",
+    )
+    .unwrap();
+    let tokenless = hook_event("sess-1", "PostToolUse", 2);
+    let spool_arg = spool.to_str().unwrap();
+    let mut child = cli(
+        &["send", "--hook", "--url", &url, "--spool", spool_arg],
+        &[],
+    )
+    .current_dir(&project)
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(tokenless.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("CALLBACK_INBOX_TOKEN is not set"),
+        "{stderr}"
+    );
+    // For another inbox: never sent with this one's token.
+    let elsewhere = format!("http://127.0.0.1:{}/api/webhooks/claude-code", free_port());
+    let (ran, _) = hook(
+        &elsewhere,
+        &spool,
+        Some("not-known-yet"),
+        &hook_event("sess-9", "Stop", 9),
+    )
+    .await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""));
+    assert_eq!(spooled(&spool).len(), 3);
+    // Not a hook event: nothing kept, still exit 0 and silent on stdout.
+    let (ran, _) = hook(&url, &spool, Some("not-known-yet"), "[1, 2]").await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""));
+    assert_eq!(spooled(&spool).len(), 3);
+
+    // The inbox comes up with a claude-code source.
+    let inbox = Inbox::start(work.path(), port).await;
+    let database_url = inbox.database_url();
+    let created = run(
+        &[
+            "source",
+            "create",
+            "--name",
+            "claude-code",
+            "--preset",
+            "claude-code",
+        ],
+        &[("DATABASE_URL", &database_url)],
+        None,
+    )
+    .await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    let token = created.stdout.trim().to_owned();
+    assert!(
+        created.stderr.contains("CALLBACK_INBOX_TOKEN"),
+        "{}",
+        created.stderr
+    );
+    // Known once it answers a request without the token 401 (not 404).
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = client.post(&url).body("{}").send().await.unwrap().status();
+        if status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the source is still {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The next event goes, and takes the two waiting for this inbox along.
+    let next = hook_event("sess-1", "Stop", 3);
+    let (ran, took) = hook(&url, &spool, Some(&token), &next).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(ran.stdout, "");
+    assert!(took < Duration::from_secs(3 + 2), "took {took:?}");
+    let rows = rows_of_source(&inbox, "claude-code").await;
+    let mut events: Vec<&str> = rows.iter().filter_map(|row| row.1.as_deref()).collect();
+    events.sort_unstable();
+    assert_eq!(events, ["PostToolUse", "PreToolUse", "Stop"], "{rows:?}");
+    assert!(rows.iter().all(|row| row.0.as_deref() == Some("sess-1")));
+    assert!(rows.iter().all(|row| row.2 == 1), "each once: {rows:?}");
+    let left = spooled(&spool);
+    assert_eq!(left.len(), 1, "the other inbox's event stays");
+    assert_eq!(spool_entry(&left[0]).unwrap()["url"], elsewhere);
+
+    // The same event again is the same delivery (its Idempotency-Key).
+    let (ran, _) = hook(&url, &spool, Some(&token), &next).await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""));
+    let rows = rows_of_source(&inbox, "claude-code").await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let stop = rows.iter().find(|row| row.1.as_deref() == Some("Stop"));
+    assert_eq!(stop.unwrap().2, 2, "counted as a retry: {rows:?}");
+
+    // A wrong token: kept (a fix of the token sends it later), not failed.
+    let (ran, _) = hook(
+        &url,
+        &spool,
+        Some("wrong-token"),
+        &hook_event("sess-2", "Stop", 4),
+    )
+    .await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""));
+    assert_eq!(spooled(&spool).len(), 2);
+    let (ran, _) = hook(
+        &url,
+        &spool,
+        Some(&token),
+        &hook_event("sess-2", "SessionEnd", 5),
+    )
+    .await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""));
+    assert_eq!(rows_of_source(&inbox, "claude-code").await.len(), 5);
+    assert_eq!(spooled(&spool).len(), 1);
+    inbox.kill().await;
+}
+
+#[tokio::test]
+async fn send_hook_ends_within_its_bound_against_a_silent_inbox_or_an_open_stdin() {
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("hook-spool");
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/api/webhooks/claude-code",
+        listener.local_addr().unwrap()
+    );
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holder = held.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            holder.lock().unwrap().push(stream);
+        }
+    });
+    let args = [
+        "send",
+        "--hook",
+        "--url",
+        &url,
+        "--timeout",
+        "1",
+        "--spool",
+        spool.to_str().unwrap(),
+    ];
+    let env = [("CALLBACK_INBOX_TOKEN", "some-token")];
+    let started = Instant::now();
+    let ran = run(&args, &env, Some(&hook_event("sess-3", "Stop", 1))).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (Some(0), ""),
+        "{}",
+        ran.stderr
+    );
+    assert!(took < Duration::from_secs(1 + 2), "took {took:?}");
+    assert!(!held.lock().unwrap().is_empty(), "it never connected");
+    let waiting = spooled(&spool);
+    assert_eq!(waiting.len(), 1);
+    assert!(
+        spool_entry(&waiting[0]).unwrap()["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{}",
+        ran.stderr
+    );
+
+    // Claude Code never closes stdin: the bound still holds.
+    let mut child = cli(&args, &env).stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"session_id\":").await.unwrap();
+    let started = Instant::now();
+    let output = tokio::time::timeout(Duration::from_secs(1 + 2), child.wait_with_output())
+        .await
+        .expect("ends within its bound with stdin open")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1 + 2));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty());
+    drop(stdin);
+    assert_eq!(spooled(&spool).len(), 1, "half an event is not kept");
 }

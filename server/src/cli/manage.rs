@@ -50,9 +50,11 @@ pub async fn run(command: Command, config: Config) -> Result<(), String> {
         }
         Command::Export(args) => export(*args, &config).await,
         Command::Admin(command) => admin(command, &config).await,
-        Command::Send(_) | Command::Listen(_) | Command::Replay(_) | Command::Token(_) => {
-            Err("not a management command".to_owned())
-        }
+        Command::Send(_)
+        | Command::Listen(_)
+        | Command::Replay(_)
+        | Command::Token(_)
+        | Command::Source(_) => Err("not a management command".to_owned()),
     }
 }
 

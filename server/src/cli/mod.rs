@@ -1,15 +1,17 @@
 //! The commands of the `callback-inbox` binary besides `serve`: database
 //! and account management (run beside the server, on its database), and
 //! the companion commands that talk HTTP to an inbox: `send` (with its
-//! spool), `listen` and `replay` (docs/cli.md, "Sending callbacks from the
-//! command line", "Receiving on your machine").
+//! spool, and as a Claude Code hook), `listen` and `replay` (docs/cli.md,
+//! "Sending callbacks from the command line", "Receiving on your machine").
 
 mod event_stream;
+mod hook;
 mod listen;
 mod manage;
 mod output;
 mod replay;
 mod send;
+mod source;
 mod spool;
 mod token;
 
@@ -31,17 +33,36 @@ const USER_AGENT: &str = concat!("callback-inbox/", env!("CARGO_PKG_VERSION"));
 pub fn is_companion(cli: &Cli) -> bool {
     matches!(
         cli.command,
-        Some(Command::Send(_) | Command::Listen(_) | Command::Replay(_) | Command::Token(_))
+        Some(
+            Command::Send(_)
+                | Command::Listen(_)
+                | Command::Replay(_)
+                | Command::Token(_)
+                | Command::Source(_)
+        )
     )
+}
+
+/// Whether the command is `send --hook`, which reads no `.env`: it runs in
+/// whatever project folder Claude Code works in, whose `.env` is not the
+/// user's to trust (it could point the spool elsewhere).
+pub fn is_hook(cli: &Cli) -> bool {
+    matches!(&cli.command, Some(Command::Send(args)) if args.hook)
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
     let config = cli.config;
     let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Send(args) if args.hook => {
+            return hook::run(*args, config.max_body_bytes).await;
+        }
         Command::Send(args) => return send::run(*args).await,
         Command::Listen(args) => return listen::run(*args).await,
         Command::Replay(args) => return replay::run(*args).await,
         Command::Token(command) => token::run(command, &config).await,
+        Command::Source(command) => source::run(command, &config)
+            .await
+            .map_err(|err| err.to_string()),
         command => manage::run(command, config).await,
     };
     match result {

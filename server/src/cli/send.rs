@@ -9,11 +9,12 @@
 //! same body, or the same `webhook-id`), and the inbox counts it as a retry.
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use inbox_core::signature::{WebhookSecret, sign_hex, sign_standard};
+use inbox_core::source_examples::TOKEN_VARIABLE;
 use inbox_server::config::{SendArgs, SendScheme};
 use time::OffsetDateTime;
 
@@ -32,8 +33,40 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The longest backoff of a spooled callback.
 const MAX_SPOOL_DELAY: Duration = Duration::from_secs(3600);
 
+/// What signs or authorizes a request: the secret for `hex` and
+/// `standard` entries, the token for `send --hook`'s.
+pub(super) struct Credentials {
+    pub secret: Option<WebhookSecret>,
+    pub token: Option<String>,
+}
+
+impl Credentials {
+    /// Why an entry of `scheme` cannot be sent with these, if it cannot.
+    fn missing(&self, scheme: SendScheme) -> Option<String> {
+        match scheme {
+            SendScheme::Hex | SendScheme::Standard if self.secret.is_none() => {
+                Some("it needs the secret (--secret or LLM_WEBHOOK_SECRET); kept".to_owned())
+            }
+            SendScheme::Bearer if self.token.is_none() => {
+                Some(format!("it needs the token ({TOKEN_VARIABLE}); kept"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The token `send --hook` sends, from [`TOKEN_VARIABLE`]: `None` when
+/// unset, empty, or not something a header can carry.
+pub(super) fn hook_token() -> Option<String> {
+    let token = std::env::var(TOKEN_VARIABLE).ok()?;
+    let token = token.trim();
+    let usable = !token.is_empty()
+        && reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_ok();
+    usable.then(|| token.to_owned())
+}
+
 /// How one attempt ended.
-enum Attempt {
+pub(super) enum Attempt {
     Delivered {
         status: u16,
         elapsed: Duration,
@@ -49,6 +82,11 @@ enum Attempt {
         /// Could not connect at all.
         unreachable: bool,
     },
+}
+
+/// The spool folder: `--spool` (or `INBOX_SPOOL`), else `./spool`.
+fn spool_dir(args: &SendArgs) -> PathBuf {
+    args.spool.clone().unwrap_or_else(|| PathBuf::from("spool"))
 }
 
 pub async fn run(args: SendArgs) -> ExitCode {
@@ -135,22 +173,39 @@ fn read_stdin() -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// One signed POST of `entry` to `url`.
-async fn attempt(
+/// One signed (or token-authorized) POST of `entry` to `url`, within
+/// `timeout` when given (else the client's). `credentials` must hold what
+/// the entry's scheme needs ([`Credentials::missing`]).
+pub(super) async fn attempt(
     client: &reqwest::Client,
     url: &str,
     entry: &Entry,
-    secret: &WebhookSecret,
+    credentials: &Credentials,
+    timeout: Option<Duration>,
 ) -> Attempt {
     let body = entry.body.as_bytes();
     let mut request = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json");
-    match entry.scheme {
-        SendScheme::Hex => {
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
+    let missing = || Attempt::Retry {
+        status: None,
+        error: credentials.missing(entry.scheme).unwrap_or_default(),
+        retry_after: None,
+        unreachable: false,
+    };
+    match (entry.scheme, &credentials.secret, &credentials.token) {
+        (SendScheme::Hex, Some(secret), _) => {
             request = request.header("x-webhook-signature", sign_hex(secret, body));
         }
-        SendScheme::Standard => {
+        (SendScheme::Bearer, _, Some(token)) => {
+            request = request
+                .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
+                .header("idempotency-key", entry.idempotency_key());
+        }
+        (SendScheme::Standard, Some(secret), _) => {
             // The id is the callback's; the timestamp and signature are
             // fresh for every attempt, so no retry is ever stale.
             let id = entry
@@ -166,8 +221,11 @@ async fn attempt(
                 .header("webhook-id", id)
                 .header("webhook-timestamp", timestamp.to_string());
         }
+        _ => return missing(),
     }
-    if let Some(event) = entry.fields().event_type {
+    if entry.scheme != SendScheme::Bearer
+        && let Some(event) = entry.fields().event_type
+    {
         // Whatever the name holds, the callback goes out.
         request = request.header("x-webhook-event", event_header_value(&event));
     }
@@ -236,7 +294,7 @@ fn attempt_delay(failed: u32) -> Duration {
 
 /// When a spooled callback is due again after `attempts` attempts: 2^n
 /// seconds (at least 30 s, at most an hour), with jitter.
-fn spool_delay(attempts: u32) -> Duration {
+pub(super) fn spool_delay(attempts: u32) -> Duration {
     let seconds = 1u64 << attempts.min(12);
     jitter(Duration::from_secs(seconds).clamp(Duration::from_secs(30), MAX_SPOOL_DELAY))
 }
@@ -268,8 +326,12 @@ async fn send(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
         .as_deref()
         .ok_or("no --url: where should the callback go? (nothing was sent)")?;
     let url = parse_url(url, "--url")?.to_string();
-    let client = http_client(Some(Duration::from_secs(args.timeout)))?;
-    let spool = Spool::new(&args.spool);
+    let client = http_client(Some(Duration::from_secs(args.timeout_secs())))?;
+    let spool = Spool::new(spool_dir(args));
+    let credentials = Credentials {
+        secret: Some(secret),
+        token: None,
+    };
     let mut entry = Entry::new(&url, args.scheme, body, OffsetDateTime::now_utc());
     let claim = match spool.add(&entry) {
         Ok(claim) => Some(claim),
@@ -284,7 +346,7 @@ async fn send(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
     let label = entry.label();
     let wait_hint = loop {
         entry.attempts += 1;
-        match attempt(&client, &url, &entry, &secret).await {
+        match attempt(&client, &url, &entry, &credentials, None).await {
             Attempt::Delivered {
                 status,
                 elapsed,
@@ -379,10 +441,9 @@ async fn send(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
 
 /// ` --spool DIR` when not the default, for printed commands.
 fn spool_flag(args: &SendArgs) -> String {
-    if args.spool == Path::new("spool") {
-        String::new()
-    } else {
-        format!(" --spool {}", args.spool.display())
+    match &args.spool {
+        Some(dir) if dir != Path::new("spool") => format!(" --spool {}", dir.display()),
+        _ => String::new(),
     }
 }
 
@@ -400,12 +461,20 @@ struct FlushCounts {
 /// `send --flush`: every spooled callback (with `--due`, those due), once,
 /// oldest first.
 async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
-    let secret = resolve_secret(args.secret.as_deref())?;
+    // Entries of `send --hook` need the token instead: with it set, a
+    // flush goes ahead without a secret (and keeps the entries that need one).
+    let token = hook_token();
+    let secret = match resolve_secret(args.secret.as_deref()) {
+        Ok(secret) => Some(secret),
+        Err(_) if args.secret.is_none() && token.is_some() => None,
+        Err(message) => return Err(message),
+    };
+    let credentials = Credentials { secret, token };
     let override_url = match &args.url {
         Some(url) => Some(parse_url(url, "--url")?.to_string()),
         None => None,
     };
-    let spool = Spool::new(&args.spool);
+    let spool = Spool::new(spool_dir(args));
     // Someone else could have planted or swapped what is in it.
     spool.check().map_err(|err| err.to_string())?;
     let cleaned = spool.clean_temp_files();
@@ -422,7 +491,7 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
         out.info(&format!("nothing to flush in {}", spool.dir().display()));
         return Ok(ExitCode::SUCCESS);
     }
-    let client = http_client(Some(Duration::from_secs(args.timeout)))?;
+    let client = http_client(Some(Duration::from_secs(args.timeout_secs())))?;
     let mut counts = FlushCounts::default();
     let mut unreachable: Vec<String> = Vec::new();
     for path in paths {
@@ -479,9 +548,14 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
             continue;
         }
         let label = claim.entry.label();
+        if let Some(why) = credentials.missing(claim.entry.scheme) {
+            counts.waiting += 1;
+            out.warn(&format!("{label} ({name}): {why}"));
+            continue;
+        }
         let mut entry = claim.entry.clone();
         entry.attempts += 1;
-        match attempt(&client, &url, &entry, &secret).await {
+        match attempt(&client, &url, &entry, &credentials, None).await {
             Attempt::Delivered {
                 status,
                 elapsed,
@@ -574,7 +648,7 @@ async fn flush(args: &SendArgs, out: &Output) -> Result<ExitCode, String> {
 
 /// `send --list`: what waits (and what failed), and why.
 fn list(args: &SendArgs, out: &Output) -> ExitCode {
-    let spool = Spool::new(&args.spool);
+    let spool = Spool::new(spool_dir(args));
     if let Err(err) = spool.check() {
         out.error(&err.to_string());
         return ExitCode::FAILURE;

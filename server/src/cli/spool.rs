@@ -162,9 +162,20 @@ impl Entry {
         extract_fields(&payload, None, &self.body)
     }
 
+    /// `send --hook`'s `Idempotency-Key`: the SHA-256 (hex) of the body, so
+    /// the same event sent again (a retry, or the hook run twice on it) is
+    /// one delivery to the inbox.
+    pub fn idempotency_key(&self) -> String {
+        use sha2::Digest;
+        hex::encode(Sha256::digest(self.body.as_bytes()))
+    }
+
     /// The id under which the inbox stores it: the same for every attempt,
     /// which is why a repeated delivery is harmless.
     pub fn delivery_id(&self) -> String {
+        if self.scheme == SendScheme::Bearer {
+            return self.idempotency_key();
+        }
         let payload =
             serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&self.body)
                 .unwrap_or_default();
@@ -180,6 +191,9 @@ impl Entry {
     /// `job_8f2c workflow.completed`, or the delivery id; safe to print
     /// (it comes from the payload).
     pub fn label(&self) -> String {
+        if self.scheme == SendScheme::Bearer {
+            return terminal_safe(&self.hook_label());
+        }
         let fields = self.fields();
         let label = match (fields.external_job_id, fields.event_type) {
             (Some(job), Some(event)) => format!("{job} {event}"),
@@ -188,6 +202,20 @@ impl Entry {
             (None, None) => self.delivery_id(),
         };
         terminal_safe(&label)
+    }
+
+    /// A Claude Code event as people know it: `Stop sess-42`.
+    fn hook_label(&self) -> String {
+        let payload =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&self.body)
+                .unwrap_or_default();
+        let text = |key: &str| payload.get(key).and_then(|value| value.as_str());
+        match (text("hook_event_name"), text("session_id")) {
+            (Some(event), Some(session)) => format!("{event} {session}"),
+            (Some(event), None) => event.to_owned(),
+            (None, Some(session)) => session.to_owned(),
+            (None, None) => self.idempotency_key(),
+        }
     }
 }
 
