@@ -324,10 +324,7 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// Unix time in microseconds, the unit of every stored timestamp.
-pub fn unix_micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
+pub use crate::micros::unix_micros;
 
 /// Where the active webhook secrets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,7 +429,7 @@ pub enum RingError {
 
 /// `2026-11-22` of a Unix time in microseconds (UTC).
 fn utc_date(micros: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+    crate::micros::checked_time_of(micros)
         .map(|at| at.date().to_string())
         .unwrap_or_default()
 }

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod dto;
 pub mod fields;
 pub mod log_text;
+pub mod micros;
 pub mod signature;
 pub mod source;
 pub mod source_examples;

@@ -18,6 +18,7 @@ use futures_util::stream;
 use http::{StatusCode, header};
 use inbox_core::cursor::PollCursor;
 use inbox_core::dto::{HistoryFilter, HistoryItem};
+use inbox_core::micros::unix_micros as micros;
 use inbox_core::store::{EXPORT_GROUP_BYTES, ExportRow, Store, StoreError, payload_group_len};
 use tower_sessions::Session;
 use uuid::Uuid;
@@ -261,10 +262,6 @@ impl ExportProgress {
         }
         Ok(())
     }
-}
-
-fn micros(at: time::OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
 
 const CSV_COLUMNS: &str = "id,source,callback_id,external_job_id,group,event_type,workflow_name,created_at,signature_valid,viewed,payload_preview,payload\r\n";

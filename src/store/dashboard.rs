@@ -14,7 +14,6 @@
 //! rules.
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{DbTime, Dialect, Store, StoreError, StoreRow, on_db};
@@ -23,6 +22,7 @@ use crate::dto::{
     CallbackDetail, CallbackSummary, CallbackViewer, HistoryFilter, HistoryItem, HistoryPage,
     PollPage,
 };
+pub(super) use crate::micros::{time_of, unix_micros as micros_of};
 
 /// Largest page any list returns.
 pub const MAX_PAGE: u32 = 100;
@@ -41,15 +41,6 @@ pub enum HistoryDirection {
 
 pub fn clamp_limit(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
-}
-
-pub(super) fn time_of(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-pub(super) fn micros_of(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
 
 /// How far back a client without a cursor looks for its newest unviewed

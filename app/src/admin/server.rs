@@ -14,6 +14,7 @@ use super::{InboxWarnings, Invitation, SecretSummary, SettingsSummary, UserSumma
 use crate::callbacks::server::now_us;
 use crate::error::AppError;
 use crate::state::AppState;
+use inbox_core::micros::time_of;
 
 /// The status code of each account error: what the admin can fix is a 400
 /// with the store's message; the rest is logged and hidden.
@@ -30,11 +31,6 @@ pub fn account_error(err: AccountError) -> AppError {
 
 pub fn parse_role(raw: &str) -> Result<Role, AppError> {
     raw.trim().parse().map_err(AppError::BadRequest)
-}
-
-fn time_of(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 pub fn user_summary(user: User) -> UserSummary {

@@ -23,6 +23,7 @@ use super::{CreatedSource, RotatedSecret, SourceSecretSummary, SourceSummary};
 use crate::callbacks::server::{now_us, store};
 use crate::error::AppError;
 use crate::state::AppState;
+use inbox_core::micros::time_of;
 
 const DAY_US: i64 = 24 * 60 * 60 * 1_000_000;
 
@@ -157,11 +158,6 @@ fn overrides_of(overrides: &MappingOverrides) -> BTreeMap<String, String> {
     .into_iter()
     .filter_map(|(name, rule)| Some((name.to_owned(), rule.clone()?)))
     .collect()
-}
-
-fn time_of(micros: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The status code of each source error: what the admin can fix is a 400

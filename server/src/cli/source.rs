@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use super::manage::open_store;
 use super::output::{TerminalText, json_line, rfc3339};
 use super::parse_url;
+use inbox_core::micros::time_of;
 
 const DAY_US: i64 = 24 * 60 * 60 * 1_000_000;
 
@@ -452,11 +453,6 @@ fn print_table(items: &[SourceSummary]) {
     for row in &rows {
         println!("{}", line(row));
     }
-}
-
-fn time_of(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]

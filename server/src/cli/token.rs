@@ -67,7 +67,7 @@ pub async fn run(command: TokenCommand, config: &Config) -> Result<(), String> {
 }
 
 fn time_text(at_us: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_us) * 1_000)
+    inbox_core::micros::checked_time_of(at_us)
         .map(rfc3339)
         .unwrap_or_default()
 }
