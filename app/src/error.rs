@@ -23,6 +23,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("too many attempts; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A limit on what one user may hold open (streams); the message says which.
+    #[error("{0}")]
+    Limited(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -35,7 +38,7 @@ impl AppError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::BadRequest(_) => 400,
-            Self::TooManyRequests { .. } => 429,
+            Self::TooManyRequests { .. } | Self::Limited(_) => 429,
             Self::Internal(_) => 500,
         }
     }
@@ -47,6 +50,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::BadRequest(_) => "bad_request",
             Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Limited(_) => "limited",
             Self::Internal(_) => "internal",
         }
     }
@@ -95,6 +99,27 @@ impl FromServerFnError for AppError {
     }
 }
 
+/// The same error as an answer of a plain axum route (the export, the live
+/// stream): the status and body a server function would give.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let status = http::StatusCode::from_u16(self.status_code())
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = (status, axum::Json(ErrorBody::from(self))).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
 /// The JSON shape of an error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ErrorBody {
@@ -125,6 +150,7 @@ impl From<ErrorBody> for AppError {
             "forbidden" => Self::Forbidden(body.error),
             "not_found" => Self::NotFound(body.error),
             "bad_request" => Self::BadRequest(body.error),
+            "limited" => Self::Limited(body.error),
             "too_many_requests" => Self::TooManyRequests {
                 retry_after_secs: body.retry_after_secs.unwrap_or(60),
             },
@@ -147,6 +173,7 @@ mod tests {
             AppError::TooManyRequests {
                 retry_after_secs: 7,
             },
+            AppError::Limited("at most 10 streams".into()),
             AppError::Internal("x".into()),
         ] {
             let json = serde_json::to_string(&err).unwrap();

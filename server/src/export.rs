@@ -8,6 +8,7 @@
 //! as a formula neutralised.
 
 use app::auth::server::reader;
+use app::error::AppError;
 use app::state::AppState;
 use std::collections::VecDeque;
 
@@ -15,7 +16,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
-use http::{StatusCode, header};
+use http::header;
 use inbox_core::cursor::PollCursor;
 use inbox_core::dto::{HistoryFilter, HistoryItem};
 use inbox_core::micros::unix_micros as micros;
@@ -83,21 +84,16 @@ pub async fn export_callbacks(
     // A signed-in session, or an API token (read-only, as its user).
     let user = match reader(&headers, &session, &state).await {
         Ok(Some(user)) => user,
-        Ok(None) => return error(StatusCode::UNAUTHORIZED, "sign in to continue"),
-        Err(err) => {
-            tracing::error!(error = %err, "session check failed");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Ok(None) => return AppError::Unauthorized.into_response(),
+        Err(err) => return AppError::internal(err).into_response(),
     };
     let Some(format) = ExportFormat::parse(query.format.as_deref().unwrap_or_default()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "format must be json, ndjson or csv",
-        );
+        return AppError::BadRequest("format must be json, ndjson or csv".to_owned())
+            .into_response();
     };
     let filter = match export_filter(query) {
         Ok(filter) => filter,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(message) => return AppError::BadRequest(message).into_response(),
     };
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     (
@@ -114,10 +110,6 @@ pub async fn export_callbacks(
         Body::from_stream(export_stream(state.store.clone(), user.id, filter, format)),
     )
         .into_response()
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 fn export_filter(query: ExportQuery) -> Result<HistoryFilter, String> {

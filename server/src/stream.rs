@@ -29,12 +29,13 @@ use uuid::Uuid;
 
 use crate::session_records::SessionRecords;
 use app::auth::server::{bearer_token, reader, session_user, token_user};
+use app::error::AppError;
 use app::state::AppState;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use inbox_core::accounts::User;
 use inbox_core::cursor::FeedCursor;
 use inbox_core::dto::CallbackSummary;
@@ -201,11 +202,8 @@ pub async fn callback_stream(
     let token = bearer_token(&headers).map(str::to_owned);
     let user = match reader(&headers, &session, &state.app).await {
         Ok(Some(user)) => user,
-        Ok(None) => return error(StatusCode::UNAUTHORIZED, "sign in to continue"),
-        Err(err) => {
-            tracing::error!(error = %err, "session check failed");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Ok(None) => return AppError::Unauthorized.into_response(),
+        Err(err) => return AppError::internal(err).into_response(),
     };
     let resume = headers
         .get("last-event-id")
@@ -213,16 +211,14 @@ pub async fn callback_stream(
         .or(query.after.as_deref());
     let resume = match FeedCursor::parse_optional(resume) {
         Ok(resume) => resume,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &err.to_string()),
+        Err(err) => return AppError::BadRequest(err.to_string()).into_response(),
     };
     let Some(slot) = state.hub.open_stream(user.id) else {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "too many open streams for this user (at most {}); close one first",
-                state.hub.max_per_user
-            ),
-        );
+        return AppError::Limited(format!(
+            "too many open streams for this user (at most {}); close one first",
+            state.hub.max_per_user
+        ))
+        .into_response();
     };
     let store = state.app.store.clone();
     // Subscribe before reading the head: a commit in between still arrives.
@@ -231,10 +227,7 @@ pub async fn callback_stream(
         Some(cursor) => cursor,
         None => match store.feed_head().await {
             Ok(head) => head,
-            Err(err) => {
-                tracing::error!(error = %err, "feed head unavailable");
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-            }
+            Err(err) => return AppError::internal(err).into_response(),
         },
     };
     metrics::gauge!("callback_inbox_stream_clients").increment(1.0);
@@ -261,10 +254,6 @@ pub async fn callback_stream(
         .headers_mut()
         .insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     response
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 struct FeedStream {
