@@ -50,6 +50,7 @@ fn valid_arguments() -> BTreeMap<&'static str, Vec<(&'static str, &'static str)>
         ("/api/callbacks/mark-viewed", vec![("id", id)]),
         ("/api/callbacks/mark-all-viewed", vec![]),
         ("/api/callbacks/history", vec![("q", "job")]),
+        ("/api/callbacks/sources", vec![]),
         ("/api/admin/users", vec![]),
         (
             "/api/admin/users/invite",

@@ -112,3 +112,16 @@ pub async fn history(
         .await
         .map_err(AppError::internal)
 }
+
+/// The names of every source, the built-in one first: the history and
+/// deliveries filters offer them. Names only (no URL, no secret), so viewers
+/// and API tokens may read them.
+#[server(prefix = "/api", endpoint = "callbacks/sources")]
+pub async fn source_names() -> Result<Vec<String>, AppError> {
+    use inbox_core::source::BUILTIN_SOURCE;
+    crate::auth::server::require_reader().await?;
+    let state = crate::state::app_state()?;
+    let mut names: Vec<String> = state.webhook.sources.snapshot().keys().cloned().collect();
+    names.sort_unstable_by(|a, b| (a != BUILTIN_SOURCE, a).cmp(&(b != BUILTIN_SOURCE, b)));
+    Ok(names)
+}

@@ -1,5 +1,6 @@
 //! The Callbacks tab: the history table with filters bound to the URL,
-//! keyset pagination both ways, and a View button per row.
+//! keyset pagination both ways, and a View button per row. Each row names
+//! its source; its job or session links to every callback of that group.
 //!
 //! The date filters mean days in the admin's time zone (the table shows
 //! local times): the browser turns each date into the RFC 3339 instant of
@@ -15,7 +16,7 @@ use leptos_router::components::{A, Form};
 use leptos_router::hooks::use_query_map;
 use leptos_router::params::ParamsMap;
 
-use super::api::{history, mark_all_viewed};
+use super::api::{history, mark_all_viewed, source_names};
 use super::live::live_state;
 use crate::browser;
 use crate::error::AppError;
@@ -24,6 +25,8 @@ use crate::url::encode_query_value;
 /// The filter fields, in the order of the form.
 const FILTERS: &[&str] = &[
     "q",
+    "source",
+    "group",
     "event_type",
     "workflow_name",
     "signature_valid",
@@ -78,6 +81,8 @@ async fn load(query: ParamsMap) -> Result<HistoryPage, AppError> {
 pub fn CallbacksPage() -> impl IntoView {
     let live = live_state();
     let query = use_query_map();
+    // Made here, outside the <Transition>s, so it hydrates with its own id.
+    let sources = Resource::new(|| (), |_| source_names());
     let page = Resource::new(
         move || (query.get(), live.changes.get()),
         |(query, _)| load(query),
@@ -117,7 +122,7 @@ pub fn CallbacksPage() -> impl IntoView {
                 <button type="button" class="button" on:click=mark_all>"Mark all viewed"</button>
             </div>
         </div>
-        <Filters />
+        <Filters sources />
         <Transition fallback=|| view! { <p class="muted">"Loading callbacks…"</p> }>
             {move || {
                 page.get().map(|result| match result {
@@ -155,8 +160,17 @@ fn ExportLinks() -> impl IntoView {
     }
 }
 
+/// The history's link to every callback of one job or session.
+fn group_href(source: &str, group: &str) -> String {
+    format!(
+        "/admin/callbacks?group={}&source={}",
+        encode_query_value(group),
+        encode_query_value(source)
+    )
+}
+
 #[component]
-fn Filters() -> impl IntoView {
+fn Filters(sources: Resource<Result<Vec<String>, AppError>>) -> impl IntoView {
     let query = use_query_map();
     let value = move |name: &'static str| move || field(&query.read(), name).unwrap_or_default();
     let selected = move |name: &'static str, option: &'static str| move || value(name)() == option;
@@ -174,6 +188,41 @@ fn Filters() -> impl IntoView {
             <label class="filter wide">
                 <span>"Search"</span>
                 <input type="search" name="q" placeholder="Job id or error text" value=value("q") />
+            </label>
+            <label class="filter">
+                <span>"Source"</span>
+                <select name="source">
+                    <option value="" selected=selected("source", "")>"Any"</option>
+                    <Transition fallback=|| ()>
+                        {move || {
+                            sources.get().map(|names| {
+                                let mut names = names.unwrap_or_default();
+                                // A name in the URL stays selectable even when
+                                // it is no source (any more).
+                                if let Some(current) = field(&query.read(), "source")
+                                    && !names.contains(&current)
+                                {
+                                    names.push(current);
+                                }
+                                names
+                                    .into_iter()
+                                    .map(|name| {
+                                        let is_current = {
+                                            let name = name.clone();
+                                            move || value("source")() == name
+                                        };
+                                        let label = name.clone();
+                                        view! { <option value=name selected=is_current>{label}</option> }
+                                    })
+                                    .collect_view()
+                            })
+                        }}
+                    </Transition>
+                </select>
+            </label>
+            <label class="filter">
+                <span>"Job or session"</span>
+                <input type="text" name="group" placeholder="job_123" value=value("group") />
             </label>
             <label class="filter">
                 <span>"Event"</span>
@@ -232,7 +281,9 @@ fn EmptyState(filtered: bool) -> impl IntoView {
                 <p class="muted">
                     "Point your LLM service at " <code>"POST /api/webhooks/llm-callback"</code>
                     ". Run " <code>"callback-inbox secret show"</code>
-                    " for the secret and a signed curl example; new callbacks appear here within seconds."
+                    " for the secret and a signed curl example; other senders get a source of their own in "
+                    <A href="/admin/settings">"Settings"</A>
+                    ". New callbacks appear here within seconds."
                 </p>
             </div>
         }
@@ -254,7 +305,7 @@ fn HistoryTable(page: HistoryPage) -> impl IntoView {
             <table class="history-table">
                 <thead>
                     <tr>
-                        <th scope="col">"Job id"</th>
+                        <th scope="col">"Source and job"</th>
                         <th scope="col">"Event"</th>
                         <th scope="col">"Workflow"</th>
                         <th scope="col">"Received"</th>
@@ -287,9 +338,26 @@ fn HistoryRow(item: HistoryItem) -> impl IntoView {
     let received = RwSignal::new(item.created_at.to_string());
     let created_at = item.created_at;
     Effect::new(move |_| received.set(browser::local_time(created_at)));
+    let group = match item.group {
+        Some(group) => {
+            let href = group_href(&item.source, &group);
+            let label = format!("Every callback of {group} from {}", item.source);
+            view! {
+                <A href=href attr:class="group-link mono" attr:title=label.clone() attr:aria-label=label>
+                    {group}
+                </A>
+            }
+            .into_any()
+        }
+        None => view! { <span class="muted">"—"</span> }.into_any(),
+    };
+    let source = item.source.clone();
     view! {
-        <tr class:unviewed=!item.viewed>
-            <td class="mono">{item.external_job_id.unwrap_or_else(|| "—".into())}</td>
+        <tr class:unviewed=!item.viewed data-source=item.source>
+            <td class="group-cell">
+                <span class="source-tag" data-testid="row-source">{source}</span>
+                {group}
+            </td>
             <td><span class="event" class:failed=failed>{item.event_type.unwrap_or_else(|| "—".into())}</span></td>
             <td>{item.workflow_name.unwrap_or_else(|| "—".into())}</td>
             <td class="nowrap"><time datetime=item.created_at.to_string()>{move || received.get()}</time></td>
@@ -339,10 +407,20 @@ mod tests {
         query.insert("q", "job 1".to_owned());
         query.insert("viewed", "false".to_owned());
         query.insert("before", "ignored".to_owned());
+        query.insert("source", "claude-code".to_owned());
+        query.insert("group", "session 1".to_owned());
         assert_eq!(
             query_string(&query, &[("after", "1.ab")]),
-            "?q=job%201&viewed=false&after=1.ab"
+            "?q=job%201&source=claude-code&group=session%201&viewed=false&after=1.ab"
         );
         assert_eq!(query_string(&ParamsMap::new(), &[]), "");
+    }
+
+    #[test]
+    fn a_group_links_to_its_callbacks_of_its_source() {
+        assert_eq!(
+            group_href("claude-code", "a1b2/c3 d"),
+            "/admin/callbacks?group=a1b2/c3%20d&source=claude-code"
+        );
     }
 }

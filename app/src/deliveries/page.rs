@@ -1,7 +1,8 @@
 //! The Deliveries tab: a summary strip for a chosen window (counts by outcome,
 //! invalid signatures, processing-time percentiles, a chart of requests per
 //! interval) above the audit log of every webhook request, with filters bound
-//! to the URL and keyset pagination both ways.
+//! to the URL and keyset pagination both ways. Each request names the
+//! source it was sent to (`unknown` for a name that is no source).
 
 #[path = "chart.rs"]
 mod chart;
@@ -19,7 +20,9 @@ use time::format_description::well_known::Rfc3339;
 use self::summary::DeliverySummaryStrip;
 use super::list_deliveries;
 use crate::browser;
+use crate::callbacks::api::source_names;
 use crate::callbacks::live::live_state;
+use crate::error::AppError;
 use crate::settings::format::{human_bytes, millis};
 use crate::url::encode_query_value;
 
@@ -38,12 +41,13 @@ pub(crate) const OUTCOMES: &[(&str, &str)] = &[
     ("body_timeout", "Body timeout"),
     ("overloaded", "Overloaded"),
     ("error", "Error"),
+    ("unknown_source", "Unknown source"),
 ];
 
 /// The query parameters a page link keeps (cursors are added per link).
-const KEPT: &[&str] = &["window", "outcome", "from", "to"];
+const KEPT: &[&str] = &["window", "source", "outcome", "from", "to"];
 /// The table's filters.
-const FILTERS: &[&str] = &["outcome", "from", "to"];
+const FILTERS: &[&str] = &["source", "outcome", "from", "to"];
 
 /// How an outcome is coloured: stored (`ok`), a stored retry (`info`) or refused (`danger`).
 pub(crate) fn outcome_tone(outcome: &str) -> &'static str {
@@ -102,6 +106,8 @@ pub fn DeliveriesPage() -> impl IntoView {
     let query = use_query_map();
     // Bumped by the Refresh button: rejected requests raise no live event.
     let refreshed = RwSignal::new(0u32);
+    // Made here, outside the <Transition>s, so it hydrates with its own id.
+    let sources = Resource::new(|| (), |_| source_names());
     let window = Memo::new(move |_| window_of(&query.read()));
     let list_query = Memo::new(move |_| {
         let query = query.read();
@@ -131,7 +137,7 @@ pub fn DeliveriesPage() -> impl IntoView {
         </div>
         <DeliverySummaryStrip window refreshed />
         <h2 class="section-title">"Requests"</h2>
-        <DeliveryFilters />
+        <DeliveryFilters sources />
         <Transition fallback=|| view! { <p class="muted">"Loading requests…"</p> }>
             {move || {
                 page.get().map(|result| match result {
@@ -155,7 +161,7 @@ pub fn DeliveriesPage() -> impl IntoView {
 /// Outcome and dates; a change applies at once (Apply is there without
 /// JavaScript, where a date is a UTC day).
 #[component]
-fn DeliveryFilters() -> impl IntoView {
+fn DeliveryFilters(sources: Resource<Result<Vec<String>, AppError>>) -> impl IntoView {
     let query = use_query_map();
     let navigate = use_navigate();
     let value = move |name: &'static str| move || field(&query.read(), name).unwrap_or_default();
@@ -197,6 +203,37 @@ fn DeliveryFilters() -> impl IntoView {
     view! {
         <Form method="GET" action="" attr:class="filters" attr:aria-label="Filter requests">
             <input type="hidden" name="window" value=move || window_of(&query.read()) />
+            <label class="filter">
+                <span>"Source"</span>
+                <select name="source" prop:value=value("source") on:change=apply("source", false)>
+                    <option value="" selected=move || value("source")().is_empty()>"Any"</option>
+                    <Transition fallback=|| ()>
+                        {move || {
+                            sources.get().map(|names| {
+                                let mut names = names.unwrap_or_default();
+                                // Requests to a name that is no source are
+                                // audited as `unknown`; the URL's choice stays.
+                                for extra in ["unknown".to_owned(), value("source")()] {
+                                    if !extra.is_empty() && !names.contains(&extra) {
+                                        names.push(extra);
+                                    }
+                                }
+                                names
+                                    .into_iter()
+                                    .map(|name| {
+                                        let is_current = {
+                                            let name = name.clone();
+                                            move || value("source")() == name
+                                        };
+                                        let label = name.clone();
+                                        view! { <option value=name selected=is_current>{label}</option> }
+                                    })
+                                    .collect_view()
+                            })
+                        }}
+                    </Transition>
+                </select>
+            </label>
             <label class="filter">
                 <span>"Outcome"</span>
                 <select name="outcome" prop:value=value("outcome") on:change=apply("outcome", false)>
@@ -249,8 +286,8 @@ fn EmptyDeliveries(filtered: bool) -> impl IntoView {
             <div class="empty-state">
                 <p>"No webhook requests yet."</p>
                 <p class="muted">
-                    "Every request to " <code>"POST /api/webhooks/llm-callback"</code>
-                    " is listed here, refused ones too. " <a href="/admin/settings">"Settings"</a>
+                    "Every request to a source's URL (" <code>"POST /api/webhooks/<name>"</code>
+                    ") is listed here, refused ones too. " <a href="/admin/settings">"Settings"</a>
                     " has the URL and a signed example."
                 </p>
             </div>
@@ -271,7 +308,7 @@ fn DeliveryTable(page: DeliveryPage) -> impl IntoView {
     let rows = if page.items.is_empty() {
         view! {
             <tr>
-                <td colspan="9" class="muted">"No newer requests."</td>
+                <td colspan="10" class="muted">"No newer requests."</td>
             </tr>
         }
         .into_any()
@@ -289,6 +326,7 @@ fn DeliveryTable(page: DeliveryPage) -> impl IntoView {
                 <thead>
                     <tr>
                         <th scope="col">"Time"</th>
+                        <th scope="col">"Source"</th>
                         <th scope="col">"Outcome"</th>
                         <th scope="col">"HTTP"</th>
                         <th scope="col" class="numeric">"Processing"</th>
@@ -321,6 +359,7 @@ fn DeliveryRow(item: DeliveryItem) -> impl IntoView {
         remote_addr,
         llm_callback_id,
         signature_scheme,
+        source,
         count,
         ..
     } = item;
@@ -340,6 +379,12 @@ fn DeliveryRow(item: DeliveryItem) -> impl IntoView {
     view! {
         <tr data-outcome=outcome.clone()>
             <td class="nowrap"><time datetime=machine>{move || shown.get()}</time></td>
+            <td>
+                {match source {
+                    Some(source) => view! { <span class="source-tag">{source}</span> }.into_any(),
+                    None => view! { <span class="muted">"—"</span> }.into_any(),
+                }}
+            </td>
             <td>
                 <span class=format!("badge {}", outcome_tone(&outcome))>{outcome_text(&outcome)}</span>
                 {unsigned.then(|| view! {
@@ -399,6 +444,19 @@ mod tests {
             "/admin/deliveries?window=7d"
         );
         assert_eq!(page_href(&ParamsMap::new(), &[]), "/admin/deliveries");
+    }
+
+    #[test]
+    fn the_source_filter_is_kept_by_links_and_cleared_with_the_others() {
+        let mut query = ParamsMap::new();
+        query.insert("source", "claude-code".to_owned());
+        query.insert("outcome", "accepted".to_owned());
+        assert_eq!(
+            page_href(&query, &[("before", Some("1.ab"))]),
+            "/admin/deliveries?source=claude-code&outcome=accepted&before=1.ab"
+        );
+        let cleared: Vec<_> = FILTERS.iter().map(|name| (*name, None)).collect();
+        assert_eq!(page_href(&query, &cleared), "/admin/deliveries");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The Settings tab: where senders post, the secrets that verify them (masked,
 //! revealed on request) and how much each is still used, the limits in force,
-//! and signed examples ready to paste, and the API tokens. The configuration
-//! is read-only (it comes from the environment); tokens are created and
-//! revoked here. Viewers get a plain explanation instead.
+//! and signed examples ready to paste, the sources, and the API tokens. The
+//! configuration is read-only (it comes from the environment); sources and
+//! tokens are managed here. Viewers get a plain explanation instead.
 
 use leptos::prelude::*;
 
@@ -12,10 +12,25 @@ use super::tokens::{CreateToken, RevokeToken, TokenSummary, list_tokens};
 use crate::admin::{SecretSummary, SettingsSummary, load_settings, reveal_secret};
 use crate::browser;
 use crate::error::AppError;
+use crate::sources::settings::SourcesSection;
+use crate::sources::{CreateSource, RotateSourceSecret, UpdateSource, list_sources};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
-    let settings = Resource::new(|| (), |_| load_settings());
+    let create_source = ServerAction::<CreateSource>::new();
+    let update_source = ServerAction::<UpdateSource>::new();
+    let rotate_source = ServerAction::<RotateSourceSecret>::new();
+    // Rotating the built-in source's generated secret changes the secrets
+    // listed above the sources too.
+    let builtin_rotation = Memo::new(move |_| {
+        rotate_source
+            .value()
+            .get()
+            .and_then(Result::ok)
+            .filter(|rotated| rotated.name == inbox_core::source::BUILTIN_SOURCE)
+            .map(|rotated| rotated.label)
+    });
+    let settings = Resource::new(move || builtin_rotation.get(), |_| load_settings());
     // Made here, not in `ApiTokens`: the server runs a <Transition>'s
     // children more than once (to find what they read, then to render), so
     // a resource made inside one takes another hydration id on the server
@@ -25,6 +40,16 @@ pub fn SettingsPage() -> impl IntoView {
     let tokens = Resource::new(
         move || (create.version().get(), revoke.version().get()),
         |_| list_tokens(),
+    );
+    let sources = Resource::new(
+        move || {
+            (
+                create_source.version().get(),
+                update_source.version().get(),
+                rotate_source.version().get(),
+            )
+        },
+        |_| list_sources(),
     );
     view! {
         <div class="page-head">
@@ -40,6 +65,12 @@ pub fn SettingsPage() -> impl IntoView {
                 settings.get().map(|result| match result {
                     Ok(settings) => view! {
                         <SettingsSections settings />
+                        <SourcesSection
+                            sources
+                            create=create_source
+                            update=update_source
+                            rotate=rotate_source
+                        />
                         <ApiTokens create revoke tokens />
                     }
                     .into_any(),
@@ -280,7 +311,11 @@ fn Limits(
 
 /// A ready-to-paste command in a `<pre>`, with a Copy button.
 #[component]
-fn CodeExample(title: &'static str, code: String, testid: &'static str) -> impl IntoView {
+pub(crate) fn CodeExample(
+    title: &'static str,
+    code: String,
+    testid: &'static str,
+) -> impl IntoView {
     let copy_text = Signal::stored(Some(code.clone()));
     view! {
         <div class="code-example">
@@ -294,7 +329,7 @@ fn CodeExample(title: &'static str, code: String, testid: &'static str) -> impl 
 }
 
 /// A time in UTC from the server, then the browser's local time once hydrated.
-fn local_time_view(at: time::OffsetDateTime) -> impl IntoView {
+pub(crate) fn local_time_view(at: time::OffsetDateTime) -> impl IntoView {
     let machine = at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.to_string());
