@@ -24,13 +24,13 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use inbox_core::delivery::DeliveryId;
 use inbox_core::ingest::SignatureMode;
 use inbox_core::ingest::{
     Accepted, IngestError, WebhookRequest, check_request_form, ingest_callback,
     signature_rejection, unix_micros,
 };
 use inbox_core::log_text::LogText;
+use inbox_core::signature::SignatureScheme;
 use inbox_core::source::{AnswerKind, RequestHeaders};
 use inbox_core::source_registry::{ConfiguredSource, SourceRegistry};
 use inbox_core::store::{AuditedRequest, DeliveryOutcome, DeliveryRecord, Store, UNKNOWN_SOURCE};
@@ -174,111 +174,169 @@ pub async fn receive_callback(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let started = Instant::now();
-    let received_at = OffsetDateTime::now_utc();
     let (parts, body) = request.into_parts();
-    let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
-    let remote_addr = parts
-        .extensions
-        .get::<ClientAddress>()
-        .map(|address| address.0);
-    let Some(source) = state.sources.get(&name).filter(|source| source.enabled) else {
-        return unknown_source(&state, received_at, request_id, remote_addr, started).await;
+    let facts = RequestFacts {
+        started: Instant::now(),
+        received_at: OffsetDateTime::now_utc(),
+        request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        remote_addr: parts
+            .extensions
+            .get::<ClientAddress>()
+            .map(|address| address.0),
     };
-
+    let Some(source) = state.sources.get(&name).filter(|source| source.enabled) else {
+        return unknown_source(&state, &facts).await;
+    };
     let header_pairs: Vec<(&str, &str)> = parts
         .headers
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
     let headers = RequestHeaders::new(header_pairs);
-    let mut body_bytes = 0;
     // Held until the answer is sent: the body stays in memory until then.
-    let mut budget_share = state.budget.share_for(remote_addr);
+    let mut budget_share = state.budget.share_for(facts.remote_addr);
     let form = check_request_form(
         &source,
         &headers,
-        received_at.unix_timestamp(),
+        facts.received_at.unix_timestamp(),
         state.timestamp_tolerance_secs,
     );
-    let result = if let (SignatureMode::Enforce, Err(err)) = (source.mode, &form) {
+    let (result, body_bytes) = match (source.mode, &form) {
         // Nothing could make this request valid (no signature header, one
         // of an impossible form, a stale timestamp): answer before reading
         // a byte, so it never holds any of the body budget.
-        Err(Rejection::Ingest(signature_rejection(err.clone())))
-    } else {
-        let read = read_limited(
-            body,
-            declared_length(&parts.headers),
-            state.max_body_bytes,
-            &mut budget_share,
-        );
-        let read = match tokio::time::timeout(state.body_timeout, read).await {
-            Ok(read) => read,
-            Err(_) => Err(Rejection::BodyTimeout),
-        };
-        match read {
-            Err(rejection) => {
-                if let Rejection::TooLarge { received, .. } = rejection {
-                    body_bytes = received;
-                }
-                Err(rejection)
-            }
-            Ok(body) => {
-                body_bytes = body.len() as u64;
-                let request = WebhookRequest {
-                    headers: &headers,
-                    body: &body,
-                };
-                let audit = AuditedRequest {
-                    record: DeliveryRecord {
-                        received_at_us: unix_micros(received_at),
-                        request_id: request_id.clone(),
-                        outcome: DeliveryOutcome::Accepted,
-                        http_status: StatusCode::OK.as_u16(),
-                        processing_us: 0,
-                        body_bytes: i64::try_from(body_bytes).unwrap_or(i64::MAX),
-                        remote_addr: remote_addr.map(|address| address.to_string()),
-                        callback_id: None,
-                        llm_callback_id: None,
-                        signature_scheme: None,
-                        secret_label: None,
-                        source: Some(source.name.clone()),
-                        authenticated: false,
-                        count: 1,
-                    },
-                    started,
-                };
-                ingest_callback(
-                    &state.store,
-                    &source,
-                    state.timestamp_tolerance_secs,
-                    request,
-                    received_at,
-                    audit,
-                )
-                .await
-                .map_err(Rejection::Ingest)
-            }
+        (SignatureMode::Enforce, Err(err)) => {
+            (Err(Rejection::Ingest(signature_rejection(err.clone()))), 0)
+        }
+        _ => {
+            let declared = declared_length(&parts.headers);
+            read_and_store(
+                &state,
+                &facts,
+                &source,
+                &headers,
+                body,
+                declared,
+                &mut budget_share,
+            )
+            .await
         }
     };
+    record_outcome(&state, &facts, &source, &result, body_bytes, form.ok()).await;
+    drop(budget_share);
+    match result {
+        Ok(accepted) => answer_accepted(&source, &accepted),
+        Err(rejection) => rejection.into_response(),
+    }
+}
 
-    let (outcome, status, callback_id) = match &result {
+/// What every request's audit row and log line say, known before its body.
+struct RequestFacts {
+    started: Instant,
+    received_at: OffsetDateTime,
+    request_id: Option<String>,
+    remote_addr: Option<IpAddr>,
+}
+
+impl RequestFacts {
+    /// The audit row of this request, sent to `source`, as it ended.
+    fn audit_row(
+        &self,
+        source: &str,
+        outcome: DeliveryOutcome,
+        status: StatusCode,
+        body_bytes: u64,
+    ) -> DeliveryRecord {
+        DeliveryRecord {
+            received_at_us: unix_micros(self.received_at),
+            request_id: self.request_id.clone(),
+            outcome,
+            http_status: status.as_u16(),
+            processing_us: i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX),
+            body_bytes: i64::try_from(body_bytes).unwrap_or(i64::MAX),
+            remote_addr: self.remote_addr.map(|address| address.to_string()),
+            callback_id: None,
+            llm_callback_id: None,
+            signature_scheme: None,
+            secret_label: None,
+            source: Some(source.to_owned()),
+            authenticated: false,
+            count: 1,
+        }
+    }
+}
+
+/// Reads the body (within the limit, the budget and the body timeout) and
+/// hands it to the ingest service; returns how it ended and the bytes seen.
+async fn read_and_store(
+    state: &WebhookState,
+    facts: &RequestFacts,
+    source: &ConfiguredSource,
+    headers: &RequestHeaders<'_>,
+    body: Body,
+    declared: Option<u64>,
+    budget_share: &mut BudgetShare,
+) -> (Result<Accepted, Rejection>, u64) {
+    let read = read_limited(body, declared, state.max_body_bytes, budget_share);
+    let body = match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(rejection)) => {
+            let received = match rejection {
+                Rejection::TooLarge { received, .. } => received,
+                _ => 0,
+            };
+            return (Err(rejection), received);
+        }
+        Err(_) => return (Err(Rejection::BodyTimeout), 0),
+    };
+    let body_bytes = body.len() as u64;
+    // Completed by the ingest service and the writer, which commits it with
+    // the callback.
+    let audit = AuditedRequest {
+        record: facts.audit_row(
+            &source.name,
+            DeliveryOutcome::Accepted,
+            accepted_status(source),
+            body_bytes,
+        ),
+        started: facts.started,
+    };
+    let request = WebhookRequest {
+        headers,
+        body: &body,
+    };
+    let result = ingest_callback(
+        &state.store,
+        source,
+        state.timestamp_tolerance_secs,
+        request,
+        facts.received_at,
+        audit,
+    )
+    .await
+    .map_err(Rejection::Ingest);
+    (result, body_bytes)
+}
+
+/// The log line, the metrics and (for a rejection: an accepted callback's
+/// row was committed with it) the audit row of one request.
+async fn record_outcome(
+    state: &WebhookState,
+    facts: &RequestFacts,
+    source: &ConfiguredSource,
+    result: &Result<Accepted, Rejection>,
+    body_bytes: u64,
+    scheme: Option<SignatureScheme>,
+) {
+    let (outcome, status) = match result {
         Ok(accepted) => (
             DeliveryOutcome::of_stored(accepted.signature_valid, accepted.duplicate),
-            StatusCode::OK,
-            Some(accepted.callback_id.clone()),
+            accepted_status(source),
         ),
-        Err(rejection) => (rejection.outcome(), rejection.status(), None),
+        Err(rejection) => (rejection.outcome(), rejection.status()),
     };
-    let processing_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-    log_outcome(
-        &source.name,
-        &result,
-        outcome,
-        processing_us,
-        callback_id.as_ref(),
-    );
+    let processing_us = i64::try_from(facts.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    log_outcome(&source.name, result, outcome, processing_us);
     metrics::counter!(
         "callback_inbox_webhook_requests_total",
         "outcome" => outcome.as_str(),
@@ -286,55 +344,31 @@ pub async fn receive_callback(
     )
     .increment(1);
     metrics::histogram!("callback_inbox_webhook_processing_seconds")
-        .record(started.elapsed().as_secs_f64());
+        .record(facts.started.elapsed().as_secs_f64());
     metrics::histogram!("callback_inbox_webhook_body_bytes").record(body_bytes as f64);
     if outcome == DeliveryOutcome::Duplicate {
         metrics::counter!("callback_inbox_webhook_duplicates_total").increment(1);
     }
-    if let Err(rejection) = &result {
-        // An accepted callback's audit row was committed with it.
-        let authenticated = match rejection {
-            // Only a verified sender gets as far as the JSON check in enforce mode.
-            Rejection::Ingest(IngestError::NotJson(_) | IngestError::NotAnObject(_)) => {
-                source.mode == SignatureMode::Enforce
-            }
-            _ => false,
-        };
-        let record = DeliveryRecord {
-            received_at_us: unix_micros(received_at),
-            request_id,
-            outcome,
-            http_status: status.as_u16(),
-            processing_us,
-            body_bytes: i64::try_from(body_bytes).unwrap_or(i64::MAX),
-            remote_addr: remote_addr.map(|address| address.to_string()),
-            callback_id: None,
-            llm_callback_id: None,
-            signature_scheme: form.ok(),
-            secret_label: None,
-            source: Some(source.name.clone()),
-            authenticated,
-            count: 1,
-        };
-        if let Err(err) = state.store.record_delivery(record).await {
-            tracing::error!(error = %err, "audit row not recorded");
-        }
+    let Err(rejection) = result else {
+        return;
+    };
+    let mut record = facts.audit_row(&source.name, outcome, status, body_bytes);
+    record.signature_scheme = scheme;
+    // Only a verified sender gets as far as the JSON check in enforce mode.
+    record.authenticated = matches!(
+        rejection,
+        Rejection::Ingest(IngestError::NotJson(_) | IngestError::NotAnObject(_))
+    ) && source.mode == SignatureMode::Enforce;
+    if let Err(err) = state.store.record_delivery(record).await {
+        tracing::error!(error = %err, "audit row not recorded");
     }
-    drop(budget_share);
+}
 
-    match result {
-        Ok(accepted) => answer_accepted(&source, &accepted),
-        Err(Rejection::Overloaded) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-            Json(json!({ "error": Rejection::Overloaded.message() })),
-        )
-            .into_response(),
-        Err(rejection) => (
-            rejection.status(),
-            Json(json!({ "error": rejection.message() })),
-        )
-            .into_response(),
+/// The status a stored callback is answered with.
+fn accepted_status(source: &ConfiguredSource) -> StatusCode {
+    match source.preset.answer() {
+        AnswerKind::Json => StatusCode::OK,
+        AnswerKind::Empty => StatusCode::NO_CONTENT,
     }
 }
 
@@ -342,14 +376,14 @@ pub async fn receive_callback(
 fn answer_accepted(source: &ConfiguredSource, accepted: &Accepted) -> Response {
     match source.preset.answer() {
         AnswerKind::Json => (
-            StatusCode::OK,
+            accepted_status(source),
             Json(json!({ "received": true, "id": accepted.id, "duplicate": accepted.duplicate })),
         )
             .into_response(),
         // Claude Code adds a hook answer's text to the model's context: say
         // nothing, and put the id where a person debugging can still see it.
         AnswerKind::Empty => (
-            StatusCode::NO_CONTENT,
+            accepted_status(source),
             [(ID_HEADER, accepted.id.to_string())],
         )
             .into_response(),
@@ -359,13 +393,7 @@ fn answer_accepted(source: &ConfiguredSource, accepted: &Accepted) -> Response {
 /// A request to a name that is no enabled source: 404 before its body is
 /// read, counted in the audit log under one `unknown` source whatever the
 /// name (a stranger must not be able to add rows, labels or log lines).
-async fn unknown_source(
-    state: &WebhookState,
-    received_at: OffsetDateTime,
-    request_id: Option<String>,
-    remote_addr: Option<IpAddr>,
-    started: Instant,
-) -> Response {
+async fn unknown_source(state: &WebhookState, facts: &RequestFacts) -> Response {
     let outcome = DeliveryOutcome::UnknownSource;
     metrics::counter!(
         "callback_inbox_webhook_requests_total",
@@ -373,22 +401,7 @@ async fn unknown_source(
         "source" => UNKNOWN_SOURCE
     )
     .increment(1);
-    let record = DeliveryRecord {
-        received_at_us: unix_micros(received_at),
-        request_id,
-        outcome,
-        http_status: StatusCode::NOT_FOUND.as_u16(),
-        processing_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
-        body_bytes: 0,
-        remote_addr: remote_addr.map(|address| address.to_string()),
-        callback_id: None,
-        llm_callback_id: None,
-        signature_scheme: None,
-        secret_label: None,
-        source: Some(UNKNOWN_SOURCE.to_owned()),
-        authenticated: false,
-        count: 1,
-    };
+    let record = facts.audit_row(UNKNOWN_SOURCE, outcome, StatusCode::NOT_FOUND, 0);
     if let Err(err) = state.store.record_delivery(record).await {
         tracing::error!(error = %err, "audit row not recorded");
     }
@@ -406,14 +419,13 @@ fn log_outcome(
     result: &Result<Accepted, Rejection>,
     outcome: DeliveryOutcome,
     processing_us: i64,
-    callback_id: Option<&DeliveryId>,
 ) {
     match result {
         Ok(accepted) => tracing::info!(
             source,
             outcome = outcome.as_str(),
             id = %accepted.id,
-            callback_id = callback_id.map(|id| LogText::new(id.as_str()).to_string()),
+            callback_id = %LogText::new(accepted.callback_id.as_str()),
             delivery_count = accepted.delivery_count,
             signature_valid = accepted.signature_valid,
             processing_us,
@@ -511,6 +523,22 @@ impl Rejection {
                 "the callback could not be stored; retry later".to_owned()
             }
             Self::Ingest(err) => err.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.message() }));
+        match self {
+            // Real senders retry a 503 after the time it names.
+            Self::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+                body,
+            )
+                .into_response(),
+            rejection => (rejection.status(), body).into_response(),
         }
     }
 }

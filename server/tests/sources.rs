@@ -348,6 +348,15 @@ async fn claude_code_sessions_are_stored_with_their_events_and_an_empty_answer()
         ]
     );
     assert!(rows.iter().all(|row| row.2.as_deref() == Some("sess-42")));
+    // The audit log says what the sender got.
+    let db = server.db().await;
+    let statuses: Vec<i64> = sqlx::query_scalar(
+        "SELECT CAST(http_status AS BIGINT) FROM webhook_deliveries WHERE source = 'claude-code'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(statuses, vec![204; 7]);
 
     // The history filters by source and by group, and shows both.
     let history = json_of(
