@@ -8,6 +8,7 @@
 //! as a formula neutralised.
 
 use app::auth::server::reader;
+use app::callbacks::server::HistoryQuery;
 use app::error::AppError;
 use app::state::AppState;
 use std::collections::VecDeque;
@@ -64,15 +65,8 @@ impl ExportFormat {
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct ExportQuery {
     format: Option<String>,
-    source: Option<String>,
-    group: Option<String>,
-    event_type: Option<String>,
-    workflow_name: Option<String>,
-    signature_valid: Option<String>,
-    viewed: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    q: Option<String>,
+    #[serde(flatten)]
+    filter: HistoryQuery,
 }
 
 pub async fn export_callbacks(
@@ -91,9 +85,9 @@ pub async fn export_callbacks(
         return AppError::BadRequest("format must be json, ndjson or csv".to_owned())
             .into_response();
     };
-    let filter = match export_filter(query) {
+    let filter = match query.filter.into_filter() {
         Ok(filter) => filter,
-        Err(message) => return AppError::BadRequest(message).into_response(),
+        Err(err) => return err.into_response(),
     };
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     (
@@ -110,23 +104,6 @@ pub async fn export_callbacks(
         Body::from_stream(export_stream(state.store.clone(), user.id, filter, format)),
     )
         .into_response()
-}
-
-fn export_filter(query: ExportQuery) -> Result<HistoryFilter, String> {
-    use app::callbacks::server::{filter_text, parse_flag, parse_time};
-    let text = |name, value| filter_text(name, value).map_err(|err| err.to_string());
-    Ok(HistoryFilter {
-        source: text("source", query.source)?,
-        group: text("group", query.group)?,
-        event_type: text("event_type", query.event_type)?,
-        workflow_name: text("workflow_name", query.workflow_name)?,
-        signature_valid: parse_flag("signature_valid", query.signature_valid.as_deref())
-            .map_err(|err| err.to_string())?,
-        viewed: parse_flag("viewed", query.viewed.as_deref()).map_err(|err| err.to_string())?,
-        from: parse_time("from", query.from.as_deref(), false).map_err(|err| err.to_string())?,
-        to: parse_time("to", query.to.as_deref(), true).map_err(|err| err.to_string())?,
-        q: text("q", query.q)?,
-    })
 }
 
 /// The export as chunks of bytes: the header, one chunk per record, the

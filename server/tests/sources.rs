@@ -610,8 +610,13 @@ async fn source_and_group_reach_every_read() {
             sign_standard(&secret, "msg_r1", now, body.as_bytes()),
         ),
     ];
+    let mut stream =
+        support::live::EventStream::open(&server.client, &server.base, &admin, None).await;
     let stored = json_of(post(&server, "replicate", &headers, body).await).await;
     let id = stored["id"].as_str().unwrap().to_owned();
+    let (_, pushed) = stream.next_callback().await;
+    assert_eq!(pushed["id"], id.as_str());
+    assert_eq!(pushed["source"], "replicate", "{pushed}");
     assert_eq!(
         server
             .post_signed(r#"{"job_id":"j","event":"workflow.completed"}"#)

@@ -83,17 +83,18 @@ pub async fn history(
 ) -> Result<HistoryPage, AppError> {
     use super::server::*;
     let user = crate::auth::server::require_reader().await?;
-    let filter = HistoryFilter {
-        source: filter_text("source", source)?,
-        group: filter_text("group", group)?,
-        event_type: filter_text("event_type", event_type)?,
-        workflow_name: filter_text("workflow_name", workflow_name)?,
-        signature_valid: parse_flag("signature_valid", signature_valid.as_deref())?,
-        viewed: parse_flag("viewed", viewed.as_deref())?,
-        from: parse_time("from", from.as_deref(), false)?,
-        to: parse_time("to", to.as_deref(), true)?,
-        q: filter_text("q", q)?,
-    };
+    let filter = HistoryQuery {
+        source,
+        group,
+        event_type,
+        workflow_name,
+        signature_valid,
+        viewed,
+        from,
+        to,
+        q,
+    }
+    .into_filter()?;
     let direction = match (
         parse_cursor(before.as_deref())?,
         parse_cursor(after.as_deref())?,

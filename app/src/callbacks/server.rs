@@ -38,6 +38,38 @@ pub fn parse_cursor(raw: Option<&str>) -> Result<Option<PollCursor>, AppError> {
 pub const MAX_FILTER_CHARS: usize = 500;
 
 /// A text filter: empty means none; over-long text is a 400.
+/// The history's filters as a request gives them, unchecked: the same
+/// fields for the history page, the export and `callback-inbox export`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    pub source: Option<String>,
+    pub group: Option<String>,
+    pub event_type: Option<String>,
+    pub workflow_name: Option<String>,
+    pub signature_valid: Option<String>,
+    pub viewed: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub q: Option<String>,
+}
+
+impl HistoryQuery {
+    /// The one parse of the history's filters; a bad one is a 400 naming it.
+    pub fn into_filter(self) -> Result<HistoryFilter, AppError> {
+        Ok(HistoryFilter {
+            source: filter_text("source", self.source)?,
+            group: filter_text("group", self.group)?,
+            event_type: filter_text("event_type", self.event_type)?,
+            workflow_name: filter_text("workflow_name", self.workflow_name)?,
+            signature_valid: parse_flag("signature_valid", self.signature_valid.as_deref())?,
+            viewed: parse_flag("viewed", self.viewed.as_deref())?,
+            from: parse_time("from", self.from.as_deref(), false)?,
+            to: parse_time("to", self.to.as_deref(), true)?,
+            q: filter_text("q", self.q)?,
+        })
+    }
+}
+
 pub fn filter_text(name: &str, value: Option<String>) -> Result<Option<String>, AppError> {
     let value = non_empty(value);
     if let Some(text) = &value

@@ -149,8 +149,7 @@ async fn admin(command: AdminCommand, config: &Config) -> Result<(), String> {
 }
 
 async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Result<(), String> {
-    use app::callbacks::server::{filter_text, parse_flag, parse_time};
-    use inbox_core::dto::HistoryFilter;
+    use app::callbacks::server::HistoryQuery;
     use inbox_server::export::{ExportFormat, export_to};
 
     let format = ExportFormat::parse(&args.format).ok_or("--format must be ndjson, json or csv")?;
@@ -167,19 +166,19 @@ async fn export(args: inbox_server::config::ExportArgs, config: &Config) -> Resu
         }
         None => uuid::Uuid::nil(),
     };
-    let filter = HistoryFilter {
-        source: filter_text("source", args.source).map_err(|e| e.to_string())?,
-        group: filter_text("group", args.group).map_err(|e| e.to_string())?,
-        event_type: filter_text("event_type", args.event_type).map_err(|e| e.to_string())?,
-        workflow_name: filter_text("workflow_name", args.workflow_name)
-            .map_err(|e| e.to_string())?,
-        signature_valid: parse_flag("signature_valid", args.signature_valid.as_deref())
-            .map_err(|e| e.to_string())?,
-        viewed: parse_flag("viewed", args.viewed.as_deref()).map_err(|e| e.to_string())?,
-        from: parse_time("from", args.from.as_deref(), false).map_err(|e| e.to_string())?,
-        to: parse_time("to", args.to.as_deref(), true).map_err(|e| e.to_string())?,
-        q: filter_text("q", args.q).map_err(|e| e.to_string())?,
-    };
+    let filter = HistoryQuery {
+        source: args.source,
+        group: args.group,
+        event_type: args.event_type,
+        workflow_name: args.workflow_name,
+        signature_valid: args.signature_valid,
+        viewed: args.viewed,
+        from: args.from,
+        to: args.to,
+        q: args.q,
+    }
+    .into_filter()
+    .map_err(|e| e.to_string())?;
     let written = match &args.output {
         Some(path) => {
             let file = create_export_file(path, args.force)?;
