@@ -159,6 +159,16 @@ async fn main() {
     row("llm-callback (built-in)", builtin);
     row("one named source (hex)", one);
     row("the same source among 14", ten);
+    let builtin_again = closed_loop(
+        &client,
+        &format!("{base}/api/webhooks/llm-callback"),
+        Scheme::Hex,
+        &hex_secret,
+        connections,
+        duration,
+    )
+    .await;
+    row("llm-callback again (drift check)", builtin_again);
     for (name, scheme, secret) in [
         ("bench-standard", Scheme::Standard, &standard_secret),
         ("bench-github", Scheme::Github, &github_secret),
@@ -208,7 +218,11 @@ async fn send(
     let now = now_us() / 1_000_000;
     let request = client.post(url).header("content-type", "application/json");
     let request = match scheme {
-        Scheme::Hex => request.header("x-webhook-signature", sign_hex(secret, bytes)),
+        // Real senders name their deliveries; ids of the body's hash would
+        // measure random inserts into the unique index, not the source.
+        Scheme::Hex => request
+            .header("x-webhook-signature", sign_hex(secret, bytes))
+            .header("idempotency-key", format!("bench-{n}")),
         Scheme::Standard => {
             let id = format!("msg_{n}");
             request
@@ -221,7 +235,9 @@ async fn send(
             .header("x-github-delivery", format!("d-{n}"))
             .header("x-github-event", "workflow_run"),
         Scheme::Stripe => request.header("stripe-signature", sign_stripe(secret, now, bytes)),
-        Scheme::Token => request.header("authorization", format!("Bearer {}", secret.reveal())),
+        Scheme::Token => request
+            .header("authorization", format!("Bearer {}", secret.reveal()))
+            .header("idempotency-key", format!("bench-{n}")),
     };
     request
         .body(body)
