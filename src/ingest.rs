@@ -230,13 +230,26 @@ pub fn check_request_form(
         let signature = builtin_signature_headers(headers);
         return check_signature_form(&signature, now_unix_secs, tolerance_secs);
     }
-    check_source_form(
+    let scheme = check_source_form(
         &source.schemes,
         source.token_header.as_deref(),
         headers,
         now_unix_secs,
         tolerance_secs,
-    )
+    )?;
+    // A token needs no body to be checked: a wrong one is refused before a
+    // byte of the body is read or held.
+    if scheme == SignatureScheme::Token {
+        verify_request(
+            source,
+            headers,
+            &[],
+            &source.secrets.current(),
+            now_unix_secs,
+            tolerance_secs,
+        )?;
+    }
+    Ok(scheme)
 }
 
 fn builtin_signature_headers<'a>(headers: &RequestHeaders<'a>) -> SignatureHeaders<'a> {

@@ -97,6 +97,27 @@ impl WebhookSecret {
         })
     }
 
+    /// A secret used as its literal text, `whsec_` prefix and all: how
+    /// Stripe, GitHub and token senders use theirs. Shorter than
+    /// [`MIN_SECRET_BYTES`] is refused.
+    pub fn literal(raw: &str) -> Result<Self, SecretError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        if raw.len() < MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort { bytes: raw.len() });
+        }
+        let tail_start = raw.char_indices().rev().nth(3).map_or(0, |(at, _)| at);
+        Ok(Self {
+            bytes: raw.as_bytes().to_vec(),
+            literal: Some(raw.as_bytes().to_vec()),
+            label: String::new(),
+            tail: raw[tail_start..].to_owned(),
+            text: raw.to_owned(),
+        })
+    }
+
     /// A key of raw bytes, any length (tests, benchmarks, the fuzzer).
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self {

@@ -2,11 +2,11 @@
 //! API, the CLI) applies before a change reaches the store.
 
 use crate::ingest::{ROTATION_GRACE_SECS, generate_secret, generate_standard_secret};
-use crate::signature::WebhookSecret;
 use crate::source::{
     BUILTIN_SOURCE, FieldRule, MappingOverrides, Preset, SourceName, SourceScheme,
+    parse_source_secret,
 };
-use crate::store::{SourceChange, SourceRow, Store, StoreError};
+use crate::store::{SourceChange, SourceRow, Store, StoreError, UNKNOWN_SOURCE};
 
 /// Longest header name accepted for the token scheme.
 const MAX_HEADER_NAME: usize = 64;
@@ -75,6 +75,11 @@ pub async fn create_source(
 ) -> Result<CreatedSource, SourceAdminError> {
     let name = SourceName::parse(request.name.trim())
         .map_err(|err| SourceAdminError::Invalid(err.to_string()))?;
+    if name.as_str() == UNKNOWN_SOURCE {
+        return Err(SourceAdminError::Invalid(format!(
+            "`{UNKNOWN_SOURCE}` is reserved: requests to names that are no source are counted under it"
+        )));
+    }
     let preset = Preset::parse(request.preset.trim()).ok_or_else(|| {
         SourceAdminError::Invalid(
             "unknown preset; use one of: llm-callback, openai, replicate, github, stripe, claude-code, generic"
@@ -84,7 +89,7 @@ pub async fn create_source(
     let overrides = merged_overrides(MappingOverrides::default(), request.overrides)?;
     let secret = match request.secret.map(|s| s.trim().to_owned()) {
         Some(secret) if !secret.is_empty() => {
-            WebhookSecret::parse(&secret)
+            parse_source_secret(preset.schemes(), &secret)
                 .map_err(|err| SourceAdminError::Invalid(format!("secret: {err}")))?;
             secret
         }
@@ -163,12 +168,14 @@ pub async fn update_source(
     Ok(name)
 }
 
-/// Adds a fresh secret to a source that keeps its own (not the built-in
-/// one, whose secrets the server manages); the others stay valid for
-/// [`ROTATION_GRACE_SECS`].
+/// Adds a secret to a source that keeps its own (not the built-in one,
+/// whose secrets the server manages): `secret` when the provider issued one
+/// (Stripe, OpenAI and Replicate roll their own), else a generated one. The
+/// others stay valid for [`ROTATION_GRACE_SECS`].
 pub async fn rotate_source_secret(
     store: &Store,
     name: &str,
+    secret: Option<String>,
     now_us: i64,
 ) -> Result<RotatedSource, SourceAdminError> {
     let name = known_name(name)?;
@@ -184,7 +191,14 @@ pub async fn rotate_source_secret(
         .find(|source| source.row.name == name)
         .and_then(|source| Preset::parse(&source.row.preset))
         .ok_or_else(|| SourceAdminError::NotFound(name.clone()))?;
-    let secret = generated_secret_for(preset);
+    let secret = match secret.map(|s| s.trim().to_owned()) {
+        Some(secret) if !secret.is_empty() => {
+            parse_source_secret(preset.schemes(), &secret)
+                .map_err(|err| SourceAdminError::Invalid(format!("secret: {err}")))?;
+            secret
+        }
+        _ => generated_secret_for(preset),
+    };
     let label = store
         .rotate_source_secret(&name, &secret, now_us, ROTATION_GRACE_SECS * 1_000_000)
         .await?

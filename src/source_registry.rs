@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 
 use crate::ingest::{SecretRing, SignatureMode, unix_micros};
 use crate::signature::WebhookSecret;
-use crate::source::{BUILTIN_SOURCE, Mapping, MappingOverrides, Preset, SourceScheme};
+use crate::source::{
+    BUILTIN_SOURCE, Mapping, MappingOverrides, Preset, SourceScheme, parse_source_secret,
+};
 use crate::store::{Store, StoreError, StoredSource};
 
 /// How often a node checks whether the sources changed.
@@ -23,15 +25,25 @@ pub const REFRESH_PERIOD: Duration = Duration::from_millis(500);
 pub enum SourceSecrets {
     /// The built-in source: the environment's secrets, or the generated ones.
     Ring(SecretRing),
-    /// A source's own ring, from the database.
-    Stored(Arc<[WebhookSecret]>),
+    /// A source's own ring, from the database, each secret with the time it
+    /// stops verifying (a rotated-out one).
+    Stored(Arc<[(WebhookSecret, Option<i64>)]>),
 }
 
 impl SourceSecrets {
+    /// The secrets that verify now. A rotated-out secret stops at its
+    /// expiry even when this node cannot reach the database to reload.
     pub fn current(&self) -> Arc<[WebhookSecret]> {
         match self {
             Self::Ring(ring) => ring.current(),
-            Self::Stored(secrets) => secrets.clone(),
+            Self::Stored(secrets) => {
+                let now_us = unix_micros(OffsetDateTime::now_utc());
+                secrets
+                    .iter()
+                    .filter(|(_, expires_at_us)| expires_at_us.is_none_or(|at| at > now_us))
+                    .map(|(secret, _)| secret.clone())
+                    .collect()
+            }
         }
     }
 }
@@ -189,13 +201,15 @@ impl SourceRegistry {
         let secrets = if builtin {
             SourceSecrets::Ring(self.builtin_secrets.clone())
         } else {
-            let secrets: Vec<WebhookSecret> = source
+            let secrets: Vec<(WebhookSecret, Option<i64>)> = source
                 .secrets
                 .iter()
                 .filter_map(|stored| {
-                    WebhookSecret::parse(&stored.secret)
-                        .map(|secret| secret.with_label(stored.label.clone()))
-                        .ok()
+                    let secret = parse_source_secret(&schemes, &stored.secret).ok()?;
+                    Some((
+                        secret.with_label(stored.label.clone()),
+                        stored.expires_at_us,
+                    ))
                 })
                 .collect();
             SourceSecrets::Stored(secrets.into())

@@ -32,6 +32,8 @@ CREATE TABLE source_secrets (
 );
 
 ALTER TABLE webhook_deliveries ADD COLUMN source text;
+-- Every request so far was sent to the one webhook there was.
+UPDATE webhook_deliveries SET source = 'llm-callback';
 CREATE INDEX webhook_deliveries_source ON webhook_deliveries (source, received_at);
 
 -- Existing callbacks belong to the built-in source; the delivery id is

@@ -34,6 +34,8 @@ CREATE TABLE source_secrets (
 ) STRICT;
 
 ALTER TABLE webhook_deliveries ADD COLUMN source TEXT;
+-- Every request so far was sent to the one webhook there was.
+UPDATE webhook_deliveries SET source = 'llm-callback';
 CREATE INDEX webhook_deliveries_source ON webhook_deliveries (source, received_at);
 
 -- llm_callbacks gets its source, and its unique key becomes (source,

@@ -296,6 +296,10 @@ pub enum SourceCommand {
     Rotate {
         #[arg(long)]
         name: String,
+        /// The new secret when the provider issued it (Stripe, OpenAI and
+        /// Replicate roll their own); else one is generated.
+        #[arg(long)]
+        secret: Option<String>,
     },
     /// Stop accepting a source's callbacks: its URL answers 404.
     Disable {

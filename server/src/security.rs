@@ -16,7 +16,13 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tower_sessions::Session;
 
-pub const WEBHOOK_PATH: &str = "/api/webhooks/llm-callback";
+pub const WEBHOOK_PREFIX: &str = "/api/webhooks/";
+
+/// Whether `path` is a source's webhook (`/api/webhooks/{name}`, one segment).
+pub fn is_webhook_path(path: &str) -> bool {
+    path.strip_prefix(WEBHOOK_PREFIX)
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
 
 /// Policy for responses that carry no page (JSON, files): nothing may run.
 const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -72,7 +78,7 @@ pub async fn reject_cross_origin(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if safe_method || request.uri().path() == WEBHOOK_PATH {
+    if safe_method || is_webhook_path(request.uri().path()) {
         return next.run(request).await;
     }
     // The address the client reached (the socket's, which no header can

@@ -718,6 +718,147 @@ async fn a_source_created_on_one_node_is_served_by_another_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A disable made on the first node stops the second too, even when the
+    // change's clock reads earlier than the last one stored (a node whose
+    // clock is behind): the time every node polls still moves.
+    let db = first.db().await;
+    sqlx::query(&format!(
+        "UPDATE sources SET updated_at = {} WHERE name = 'llm-callback'",
+        support::sql::time(first.backend(), 1)
+    ))
+    .bind((now_unix() + 3_600) * 1_000_000)
+    .execute(&db)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while post(&second, "shared", &signed, body).await.status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the clock change was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let disabled = first
+        .call(
+            "/api/admin/sources/update",
+            Some(&admin),
+            &[("name", "shared"), ("enabled", "false")],
+        )
+        .await;
+    assert_eq!(disabled.status(), 200);
+    let started = Instant::now();
+    while post(&second, "shared", &signed, body).await.status() != 404 {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the other node still accepts a disabled source"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_named_source_takes_cross_site_requests_and_unknown_is_reserved() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let secret = secret_of(&create_source(&server, &admin, "site-hook", "generic", &[]).await);
+    let body = r#"{"event":"x.completed"}"#;
+    // Senders are machines: a browser-like Origin must not get a CSRF 403.
+    let answer = post(
+        &server,
+        "site-hook",
+        &[
+            ("x-webhook-signature", sign_hex(&secret, body.as_bytes())),
+            ("origin", "https://sender.example".to_owned()),
+            ("sec-fetch-site", "cross-site".to_owned()),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let reserved = server
+        .call(
+            "/api/admin/sources/create",
+            Some(&admin),
+            &[("name", "unknown"), ("preset", "generic")],
+        )
+        .await;
+    assert_eq!(reserved.status(), 400);
+}
+
+#[tokio::test]
+async fn a_token_in_a_named_header_is_checked_before_the_body() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    let token = "gitlab-token-0123456789abcdef";
+    create_source(
+        &server,
+        &admin,
+        "gitlab",
+        "claude-code",
+        &[("secret", token), ("token_header", "X-Gitlab-Token")],
+    )
+    .await;
+    let body = r#"{"session_id":"g","hook_event_name":"Stop"}"#;
+    let good = post(
+        &server,
+        "gitlab",
+        &[("x-gitlab-token", token.to_owned())],
+        body,
+    )
+    .await;
+    assert_eq!(good.status(), 204);
+    // The default header does not count for this source.
+    let bearer = post(
+        &server,
+        "gitlab",
+        &[("authorization", format!("Bearer {token}"))],
+        body,
+    )
+    .await;
+    assert_eq!(bearer.status(), 401);
+    // A wrong token of the same length: refused without reading the body.
+    let wrong: String = token.chars().rev().collect();
+    let status = status_before_the_body(
+        &server,
+        "/api/webhooks/gitlab",
+        &format!("X-Gitlab-Token: {wrong}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_rotation_can_take_the_secret_the_provider_issued() {
+    let server = TestServer::start().await;
+    let admin = server.login_admin().await;
+    create_source(&server, &admin, "stripe", "stripe", &[]).await;
+    let issued = "whsec_issued_by_the_provider_0123456789";
+    let rotated = json_of(
+        server
+            .call(
+                "/api/admin/sources/rotate-secret",
+                Some(&admin),
+                &[("name", "stripe"), ("secret", issued)],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(rotated["secret"], issued);
+    let secret = WebhookSecret::literal(issued).unwrap();
+    let body = r#"{"id":"evt_9","type":"charge.succeeded","data":{"object":{"id":"ch_9"}}}"#;
+    let signed = vec![(
+        "stripe-signature",
+        sign_stripe(&secret, now_unix(), body.as_bytes()),
+    )];
+    assert_eq!(post(&server, "stripe", &signed, body).await.status(), 200);
+    let short = server
+        .call(
+            "/api/admin/sources/rotate-secret",
+            Some(&admin),
+            &[("name", "stripe"), ("secret", "short")],
+        )
+        .await;
+    assert_eq!(short.status(), 400, "a guessable secret is refused");
 }
 
 #[tokio::test]

@@ -19,6 +19,6 @@ pub use mapping::{
 pub use name::{BUILTIN_SOURCE, MAX_SOURCE_NAME_CHARS, SourceName, SourceNameError};
 pub use preset::{AnswerKind, Preset, UnknownPreset, status_of};
 pub use scheme::{
-    DEFAULT_TOKEN_HEADER, SourceScheme, SourceSchemeError, check_source_form, sign_github,
-    sign_stripe, token_header_or_default, verify_source_signature,
+    DEFAULT_TOKEN_HEADER, SourceScheme, SourceSchemeError, check_source_form, parse_source_secret,
+    sign_github, sign_stripe, token_header_or_default, verify_source_signature,
 };

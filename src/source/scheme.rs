@@ -12,11 +12,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use hmac::Mac as _;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::headers::RequestHeaders;
 use crate::signature::{
-    MAC_LEN, MAX_SIGNATURE_ENTRIES, MAX_SIGNATURE_HEADER_BYTES, MAX_TIMESTAMP_DIGITS,
+    MAC_LEN, MAX_SIGNATURE_ENTRIES, MAX_SIGNATURE_HEADER_BYTES, MAX_TIMESTAMP_DIGITS, SecretError,
     SignatureError, SignatureHeaders, SignatureScheme, Verified, WebhookSecret, check_freshness,
     check_signature_form, mac_for, verify_signature,
 };
@@ -158,6 +159,20 @@ pub enum SourceSchemeError {
 }
 
 /// The header a `token` source reads: its own, or [`DEFAULT_TOKEN_HEADER`].
+/// A source's secret as its schemes read it: decoded from `whsec_…` base64
+/// when the source verifies Standard Webhooks, else its literal text (a
+/// Stripe `whsec_…` secret is used as written).
+pub fn parse_source_secret(
+    schemes: &[SourceScheme],
+    raw: &str,
+) -> Result<WebhookSecret, SecretError> {
+    if schemes.contains(&SourceScheme::Standard) {
+        WebhookSecret::parse(raw)
+    } else {
+        WebhookSecret::literal(raw)
+    }
+}
+
 pub fn token_header_or_default(token_header: Option<&str>) -> &str {
     token_header
         .map(str::trim)
@@ -247,10 +262,14 @@ pub fn verify_source_signature(
                 .iter()
                 .any(|signature| mac.clone().verify_slice(signature).is_ok())
         }),
-        // Constant time for equal lengths; only the length may leak.
-        Presented::Token(token) => secrets
-            .iter()
-            .position(|secret| bool::from(token.as_bytes().ct_eq(secret.literal_bytes()))),
+        // Compared as SHA-256 digests: equal lengths, so not even the
+        // length of a secret leaks through the comparison's time.
+        Presented::Token(token) => {
+            let presented = Sha256::digest(token.as_bytes());
+            secrets.iter().position(|secret| {
+                bool::from(presented.ct_eq(&Sha256::digest(secret.literal_bytes())))
+            })
+        }
     };
     matched
         .map(|secret_index| Verified {

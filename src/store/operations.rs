@@ -147,8 +147,8 @@ where
          FROM webhook_deliveries WHERE 1 = 1",
     );
     if let Some(source) = filter.source.as_deref().filter(|s| !s.is_empty()) {
-        // Rows older than sources were all sent to the built-in one.
-        query.push(" AND coalesce(source, 'llm-callback') = ");
+        // Plain equality, so the (source, received_at) index serves it.
+        query.push(" AND source = ");
         query.push_bind(dialect.text(source));
     }
     if let Some(outcome) = filter.outcome.as_deref().filter(|o| !o.is_empty()) {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::backend::{DbTime, StoreRow};
+use super::backend::{DbTime, Dialect, StoreRow};
 use super::{Store, StoreError, on_db};
 
 /// One row of `sources`: what an admin configured.
@@ -77,6 +77,20 @@ pub struct SourceActivity {
 pub struct SecretActivity {
     pub uses_24h: i64,
     pub last_used_at_us: Option<i64>,
+}
+
+/// `updated_at` for a change made at `$n`: never below a time already
+/// stored, so `max(updated_at)` (what nodes poll) moves on every change even
+/// when this node's clock is behind the one that wrote last.
+fn change_time(dialect: Dialect, n: u8) -> String {
+    match dialect {
+        Dialect::Sqlite => {
+            format!("max(${n}, coalesce((SELECT max(updated_at) FROM sources), 0) + 1)")
+        }
+        Dialect::Postgres => format!(
+            "greatest(${n}, (SELECT max(updated_at) FROM sources) + interval '1 microsecond')"
+        ),
+    }
 }
 
 impl Store {
@@ -154,23 +168,25 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_db!(self.db(), |pool, dialect| {
             let mut tx = pool.begin().await?;
-            let created = sqlx::query(
+            let sql = format!(
                 "INSERT INTO sources (name, preset, schemes, mode, enabled, token_header, mapping,
                                       created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {})
                  ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(&source.name)
-            .bind(&source.preset)
-            .bind(&source.schemes)
-            .bind(&source.mode)
-            .bind(source.enabled)
-            .bind(&source.token_header)
-            .bind(&source.mapping)
-            .bind(DbTime(source.created_at_us))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+                change_time(dialect, 8)
+            );
+            let created = sqlx::query(&sql)
+                .bind(&source.name)
+                .bind(&source.preset)
+                .bind(&source.schemes)
+                .bind(&source.mode)
+                .bind(source.enabled)
+                .bind(&source.token_header)
+                .bind(&source.mapping)
+                .bind(DbTime(source.created_at_us))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
                 == 1;
             if !created {
                 return Ok(false);
@@ -199,25 +215,27 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_db!(self.db(), |pool, dialect| {
             // One statement; a field left out keeps its value.
-            let updated = sqlx::query(
+            let sql = format!(
                 "UPDATE sources
                     SET mode = coalesce($2, mode),
                         enabled = coalesce($3, enabled),
                         token_header = CASE WHEN $4 THEN $5 ELSE token_header END,
                         mapping = coalesce($6, mapping),
-                        updated_at = $7
+                        updated_at = {}
                   WHERE name = $1",
-            )
-            .bind(name)
-            .bind(&change.mode)
-            .bind(change.enabled)
-            .bind(change.token_header.is_some())
-            .bind(change.token_header.clone().flatten())
-            .bind(&change.mapping)
-            .bind(DbTime(now_us))
-            .execute(pool)
-            .await?
-            .rows_affected();
+                change_time(dialect, 7)
+            );
+            let updated = sqlx::query(&sql)
+                .bind(name)
+                .bind(&change.mode)
+                .bind(change.enabled)
+                .bind(change.token_header.is_some())
+                .bind(change.token_header.clone().flatten())
+                .bind(&change.mapping)
+                .bind(DbTime(now_us))
+                .execute(pool)
+                .await?
+                .rows_affected();
             Ok(updated == 1)
         })
     }
@@ -236,7 +254,11 @@ impl Store {
             let mut tx = pool.begin().await?;
             // Moving updated_at first also serializes concurrent rotations
             // of one source on its row.
-            let found = sqlx::query("UPDATE sources SET updated_at = $2 WHERE name = $1")
+            let sql = format!(
+                "UPDATE sources SET updated_at = {} WHERE name = $1",
+                change_time(dialect, 2)
+            );
+            let found = sqlx::query(&sql)
                 .bind(name)
                 .bind(DbTime(now_us))
                 .execute(&mut *tx)

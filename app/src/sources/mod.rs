@@ -168,12 +168,16 @@ pub async fn update_source(
     update(&admin, &state, request).await
 }
 
-/// Adds a new secret to a source; the previous ones stay valid for 24 h.
+/// Adds a new secret to a source (`secret` when the provider issued one,
+/// else generated); the previous ones stay valid for 24 h.
 #[server(prefix = "/api", endpoint = "admin/sources/rotate-secret")]
-pub async fn rotate_source_secret(name: String) -> Result<RotatedSecret, AppError> {
+pub async fn rotate_source_secret(
+    name: String,
+    secret: Option<String>,
+) -> Result<RotatedSecret, AppError> {
     use self::server::*;
     let admin = require_user(Role::Admin).await?;
-    rotate(&admin, &crate::state::app_state()?, &name).await
+    rotate(&admin, &crate::state::app_state()?, &name, secret).await
 }
 
 /// One whole secret of a source, by its label: only on an admin's explicit

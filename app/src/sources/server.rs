@@ -92,7 +92,7 @@ fn summary_of(
                 let used = secret_use(&stored.label);
                 SourceSecretSummary {
                     label: stored.label.clone(),
-                    masked: WebhookSecret::parse(&stored.secret)
+                    masked: WebhookSecret::literal(&stored.secret)
                         .map(|secret| secret.masked())
                         .unwrap_or_else(|_| "••••••••".to_owned()),
                     created_at: Some(time_of(stored.created_at_us)),
@@ -202,10 +202,15 @@ pub async fn update(
 
 /// The built-in source's generated secrets rotate as `secret rotate` does
 /// them; configured ones cannot rotate here.
-pub async fn rotate(admin: &User, state: &AppState, name: &str) -> Result<RotatedSecret, AppError> {
+pub async fn rotate(
+    admin: &User,
+    state: &AppState,
+    name: &str,
+    secret: Option<String>,
+) -> Result<RotatedSecret, AppError> {
     let store = store()?;
     if name.trim() != BUILTIN_SOURCE {
-        let rotated = rotate_source_secret(&store, name, now_us())
+        let rotated = rotate_source_secret(&store, name, secret, now_us())
             .await
             .map_err(source_error)?;
         reload(state).await;

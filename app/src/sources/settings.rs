@@ -277,7 +277,10 @@ fn SourceCard(
                 disabled=move || rotate.pending().get()
                 on:click=move |_| {
                     refocus.set(Some(format!("rotate:{name}")));
-                    rotate.dispatch(RotateSourceSecret { name: name.clone() });
+                    rotate.dispatch(RotateSourceSecret {
+                        name: name.clone(),
+                        secret: None,
+                    });
                 }
             >
                 "Rotate"

@@ -107,8 +107,8 @@ pub async fn run(command: SourceCommand, config: &Config) -> Result<(), SourceCo
                 print_table(&items);
             }
         }
-        SourceCommand::Rotate { name } => {
-            let rotated = rotate_source_secret(&store, &name, now_us).await?;
+        SourceCommand::Rotate { name, secret } => {
+            let rotated = rotate_source_secret(&store, &name, secret, now_us).await?;
             eprintln!(
                 "new secret {} of source {} (shown once, store it now); the previous ones stay valid for 24 hours:",
                 TerminalText(&rotated.label),
@@ -280,7 +280,7 @@ async fn builtin_secrets(
         .await?
         .iter()
         .filter_map(|stored| {
-            let secret = WebhookSecret::parse(&stored.secret).ok()?;
+            let secret = WebhookSecret::literal(&stored.secret).ok()?;
             let created = time_of(stored.created_at_us).date();
             Some(secret.with_label(format!("generated {created}")))
         })
@@ -343,7 +343,7 @@ fn summary_of(
                 let use_ = used(&stored.label);
                 SourceSecretSummary {
                     label: stored.label.clone(),
-                    masked: WebhookSecret::parse(&stored.secret)
+                    masked: WebhookSecret::literal(&stored.secret)
                         .map(|secret| secret.masked())
                         .unwrap_or_else(|_| "••••••••".to_owned()),
                     created_at: Some(time_of(stored.created_at_us)),

@@ -86,7 +86,7 @@ const UPSERT_CALLBACK: &str = "
             received_at, request_id, outcome, http_status, processing_us, body_bytes,
             remote_addr, callback_id, llm_callback_id, signature_scheme, count, secret_label,
             source)
-        SELECT $17, $18, CASE WHEN stored.id = $1 THEN $19 ELSE $20 END,
+        SELECT $17, $18, CASE WHEN stored.id = $1 AND stored.feed_seq = $16 THEN $19 ELSE $20 END,
                $21, $22, $23, $24, $25, stored.id, $26, $27, $28, $2
         FROM stored WHERE $29
     )
