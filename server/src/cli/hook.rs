@@ -2,8 +2,8 @@
 //!
 //! Claude Code runs it on each event with the event's JSON on stdin. It
 //! sends the event once with `Authorization: Bearer $CALLBACK_INBOX_TOKEN`
-//! and an `Idempotency-Key` of the body (the same event sent twice is one
-//! delivery), keeps it in the spool when that fails, and after a delivery
+//! and an `Idempotency-Key` fixed for the event (its spool entry's id: every
+//! retry is one delivery), keeps it in the spool when that fails, and after a delivery
 //! sends what waits for the same URL, all within `--timeout` (3 s).
 //!
 //! It **prints nothing on stdout and always exits 0**: a hook's stdout can

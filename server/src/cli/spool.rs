@@ -162,12 +162,12 @@ impl Entry {
         extract_fields(&payload, None, &self.body)
     }
 
-    /// `send --hook`'s `Idempotency-Key`: the SHA-256 (hex) of the body, so
-    /// the same event sent again (a retry, or the hook run twice on it) is
-    /// one delivery to the inbox.
+    /// `send --hook`'s `Idempotency-Key`: this entry's own id, fixed for
+    /// every attempt, so a retry is one delivery. Not the body's hash: a
+    /// session sends byte-identical events (each `Stop` of a session looks
+    /// the same), and each is a callback of its own.
     pub fn idempotency_key(&self) -> String {
-        use sha2::Digest;
-        hex::encode(Sha256::digest(self.body.as_bytes()))
+        format!("hook-{}", self.id)
     }
 
     /// The id under which the inbox stores it: the same for every attempt,
