@@ -603,6 +603,116 @@ mod tests {
         assert_eq!(tables(&store).await, all);
     }
 
+    /// The sources migration on a database that holds data: every callback,
+    /// view and audit row survives, all of them belong to `llm-callback`,
+    /// the counters and the feed are intact, and delivery ids are unique
+    /// per source afterwards.
+    #[tokio::test]
+    async fn the_sources_migration_keeps_every_row_of_a_database_in_use() {
+        const BEFORE_SOURCES: i64 = 20261202000020;
+        let database = TestDatabase::fresh().await;
+        let store = Store::open(&database.url).await.unwrap();
+        let user = Uuid::now_v7();
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        on_db!(store.db(), |pool, dialect| {
+            let migrator = match dialect {
+                Dialect::Sqlite => &SQLITE_MIGRATOR,
+                Dialect::Postgres => &POSTGRES_MIGRATOR,
+            };
+            migrator.undo(pool, BEFORE_SOURCES).await.unwrap();
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, role, created_at)
+                 VALUES ($1, 'old@example.com', 'x', 'admin', $2)",
+            )
+            .bind(user)
+            .bind(DbTime(1))
+            .execute(pool)
+            .await
+            .unwrap();
+            for (n, id) in [(1_i64, first), (2, second)] {
+                sqlx::query(
+                    "INSERT INTO llm_callbacks (id, callback_id, signature_valid, payload,
+                         payload_preview, status, created_at, updated_at, feed_seq)
+                     VALUES ($1, $2, true, '{}', '{}', 'completed', $3, $3, $4)",
+                )
+                .bind(id)
+                .bind(format!("wh:msg_{n}"))
+                .bind(DbTime(n * 1_000_000))
+                .bind(n)
+                .execute(pool)
+                .await
+                .unwrap();
+            }
+            sqlx::query("UPDATE feed_head SET seq = 2 WHERE id = 1")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO llm_callback_views (callback_id, admin_user_id, viewed_at)
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(first)
+            .bind(user)
+            .bind(DbTime(5))
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (received_at, outcome, http_status,
+                     processing_us, body_bytes, count, llm_callback_id)
+                 VALUES ($1, 'accepted', 200, 1, 2, 1, $2)",
+            )
+            .bind(DbTime(1_000_000))
+            .bind(first)
+            .execute(pool)
+            .await
+            .unwrap();
+            migrator.run(pool).await.unwrap();
+
+            let sources: Vec<String> =
+                sqlx::query_scalar("SELECT source FROM llm_callbacks ORDER BY feed_seq")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            assert_eq!(sources, ["llm-callback", "llm-callback"]);
+            let views: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_callback_views")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(views, 1, "the views are kept");
+            let total: i64 = sqlx::query_scalar("SELECT total FROM callback_count WHERE id = 1")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(total, 2, "the count is right");
+            let audit: Vec<String> = sqlx::query_scalar("SELECT source FROM webhook_deliveries")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            assert_eq!(audit, ["llm-callback"]);
+        });
+        assert_eq!(store.feed_head().await.unwrap().0, 2);
+        // The old id at another source is another callback, at its own a retry.
+        let mut elsewhere = callback("x");
+        elsewhere.source = "github".to_owned();
+        elsewhere.callback_id = crate::delivery::DeliveryId::unverified(&elsewhere.callback_id);
+        let mut again = callback("x");
+        again.callback_id = elsewhere.callback_id.clone();
+        let stored = store.insert_callback(elsewhere).await.unwrap();
+        assert!(!stored.duplicate);
+        assert_eq!(stored.feed_seq, 3, "the feed goes on after the rebuild");
+        let retry = store.insert_callback(again).await.unwrap();
+        assert!(!retry.duplicate, "same id, other source: another callback");
+        let mut old = callback("y");
+        old.callback_id = serde_json::from_value(serde_json::json!("wh:msg_1")).unwrap();
+        let retry = store.insert_callback(old).await.unwrap();
+        assert!(
+            retry.duplicate,
+            "the old callback's id still dedupes at its source"
+        );
+        assert_eq!(retry.id, first);
+    }
+
     fn callback(job: &str) -> NewCallback {
         let body =
             format!(r#"{{"job_id":"{job}","event":"workflow.completed","note":"a\u0000b"}}"#);
