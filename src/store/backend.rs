@@ -64,6 +64,11 @@ impl Dialect {
 /// Runs `$body` with `$pool` bound to the open backend's pool (typed for
 /// it) and `$dialect` to its [`Dialect`]. The body is compiled once per
 /// backend, so everything in it must type-check against both.
+///
+/// It reads like a closure but is not one: the body is pasted into a
+/// `match` arm, so a `return` (or `?`) in it leaves the enclosing method.
+/// Use it as a method's tail, or give the body a value rather than a
+/// `return`.
 macro_rules! on_db {
     ($db:expr, |$pool:ident, $dialect:ident| $body:expr) => {
         match $db {
